@@ -1,0 +1,141 @@
+//! Settings of an emulated org: the credentials it accepts, streaming
+//! timings, retention, limits, and whether fault injection is enabled.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The newest API version the emulator serves (and the default for clients).
+pub const LATEST_API_VERSION: &str = "62.0";
+
+/// The oldest API version the emulator serves.
+pub const OLDEST_API_VERSION: f64 = 20.0;
+
+/// Credentials the emulated org accepts. `Debug` never shows the secrets.
+#[derive(Clone)]
+pub struct Credentials {
+    /// The login user's username.
+    pub username: String,
+    /// The login user's password.
+    pub password: String,
+    /// The security token appended to the password in password logins.
+    /// Empty means the org does not require one.
+    pub security_token: String,
+    /// The connected app's consumer key (OAuth `client_id`).
+    pub consumer_key: String,
+    /// The connected app's consumer secret (OAuth `client_secret`).
+    pub consumer_secret: String,
+    /// A refresh token the org accepts in the refresh-token flow.
+    pub refresh_token: String,
+    /// PEM of the certificate or RSA public key that verifies JWT bearer
+    /// assertions. `None` disables the JWT bearer flow.
+    pub jwt_public_key_pem: Option<String>,
+}
+
+impl Default for Credentials {
+    fn default() -> Self {
+        Self {
+            username: "emulator@example.com".into(),
+            password: "password".into(),
+            security_token: "token".into(),
+            consumer_key: "emulator-consumer-key".into(),
+            consumer_secret: "emulator-consumer-secret".into(),
+            refresh_token: "emulator-refresh-token".into(),
+            jwt_public_key_pem: None,
+        }
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("security_token", &"<redacted>")
+            .field("consumer_key", &self.consumer_key)
+            .field("consumer_secret", &"<redacted>")
+            .field("refresh_token", &"<redacted>")
+            .field(
+                "jwt_public_key_pem",
+                &self.jwt_public_key_pem.as_ref().map(|_| "<set>"),
+            )
+            .finish()
+    }
+}
+
+/// Everything that shapes an emulated org.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmulatorConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The login user and connected app.
+    pub credentials: Credentials,
+    /// How long the server holds a `/meta/connect` with nothing to deliver.
+    pub connect_hold: Duration,
+    /// A client that sends no request for this long loses its session
+    /// (its next call gets `403::Unknown client`).
+    pub session_timeout: Duration,
+    /// Retention of PushTopic and generic events.
+    pub retention_standard: Duration,
+    /// Retention of Change Data Capture and platform events.
+    pub retention_extended: Duration,
+    /// The most events kept per channel; older ones are dropped (and their
+    /// replay ids become invalid), so a long run stays small.
+    pub history_limit: usize,
+    /// The most events delivered in one connect response.
+    pub max_events_per_connect: usize,
+    /// Records per page of a query result before `nextRecordsUrl`.
+    pub query_batch_size: usize,
+    /// The daily API request allocation reported by `limits/`.
+    pub daily_api_requests: u64,
+    /// Whether the fault-injection control API is served.
+    pub faults_enabled: bool,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            credentials: Credentials::default(),
+            connect_hold: Duration::from_secs(110),
+            session_timeout: Duration::from_secs(40),
+            retention_standard: Duration::from_secs(24 * 3600),
+            retention_extended: Duration::from_secs(72 * 3600),
+            history_limit: 100_000,
+            max_events_per_connect: 1_000,
+            query_batch_size: 2_000,
+            daily_api_requests: 100_000,
+            faults_enabled: false,
+        }
+    }
+}
+
+impl EmulatorConfig {
+    /// The default settings with fault injection enabled, as tests want them.
+    pub fn for_tests() -> Self {
+        Self {
+            faults_enabled: true,
+            ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_secrets() {
+        let text = format!("{:?}", EmulatorConfig::default());
+        for secret in [
+            "password\"",
+            "\"token\"",
+            "emulator-consumer-secret",
+            "emulator-refresh-token",
+        ] {
+            assert!(!text.contains(secret), "{secret} leaked in {text}");
+        }
+        assert!(text.contains("emulator@example.com"));
+    }
+}

@@ -1,0 +1,2 @@
+//! sfstream: real-time Salesforce integration.
+pub use sfstream_emulator as emulator;
