@@ -26,6 +26,8 @@ pub struct Org {
     pub streaming: Streaming,
     /// Injected faults.
     pub faults: Faults,
+    /// Open query result cursors.
+    pub query_cursors: crate::rest::QueryCursors,
     api_requests: AtomicU64,
 }
 
@@ -39,6 +41,7 @@ impl Org {
             store: Mutex::new(store),
             tokens: Tokens::default(),
             faults: Faults::default(),
+            query_cursors: Default::default(),
             api_requests: AtomicU64::new(0),
             config,
         }

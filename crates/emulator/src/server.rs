@@ -26,7 +26,7 @@ pub struct DropConnection;
 pub fn app(org: Arc<Org>) -> Router {
     Router::new()
         .merge(crate::auth::routes())
-        .merge(crate::rest::routes())
+        .merge(crate::rest::routes(&org))
         .merge(crate::streaming::routes())
         .merge(crate::faults::routes(&org))
         .with_state(org)
@@ -112,14 +112,17 @@ async fn serve(listener: TcpListener, app: Router) {
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, peer)) = accepted else { continue };
                 let _ = stream.set_nodelay(true);
                 let app = app.clone();
                 connections.spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
                         let app = app.clone();
                         async move {
-                            let Ok(response): Result<Response<Body>, _> = app.oneshot(request.map(Body::new)).await;
+                            let mut request = request.map(Body::new);
+                            trim_trailing_slash(&mut request);
+                            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                            let Ok(response): Result<Response<Body>, _> = app.oneshot(request).await;
                             if response.extensions().get::<DropConnection>().is_some() {
                                 return Err(io::Error::new(io::ErrorKind::ConnectionAborted, "fault: connection dropped"));
                             }
@@ -131,6 +134,23 @@ async fn serve(listener: TcpListener, app: Router) {
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+/// `sobjects/Contact/` and `sobjects/Contact` are the same resource to
+/// Salesforce; clients use both.
+fn trim_trailing_slash(request: &mut Request<Body>) {
+    let uri = request.uri();
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let rebuilt = match uri.query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        if let Ok(new_uri) = rebuilt.parse() {
+            *request.uri_mut() = new_uri;
         }
     }
 }

@@ -1,46 +1,303 @@
-//! Streaming: channels and their event history, PushTopic / CDC / platform
-//! event / generic event production, and the CometD endpoint. PLACEHOLDER.
+//! Streaming: channel histories, the events record changes raise
+//! (PushTopic, Change Data Capture, platform events, generic channels),
+//! CometD clients and their subscriptions, and the `/cometd` endpoint.
 
+mod channels;
+mod clients;
+mod cometd;
+mod events;
+mod pushtopics;
+
+pub use channels::{ChannelKind, ChannelLog, ReplayFrom, StoredEvent};
+pub use clients::StreamingStats;
+
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::Router;
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use tokio::sync::watch;
 
 use crate::config::EmulatorConfig;
 use crate::error::ApiError;
 use crate::org::Org;
+use crate::schema::ObjectKind;
 use crate::store::{Record, RecordChange, Store};
+
+use clients::Client;
 
 /// Channels, clients and events of the org.
 #[derive(Debug)]
-pub struct Streaming {}
+pub struct Streaming {
+    settings: Settings,
+    inner: Mutex<Inner>,
+    /// Bumped whenever something a waiting connect may care about happens.
+    wake: watch::Sender<u64>,
+    stats: StreamingStats,
+}
+
+#[derive(Debug, Clone)]
+struct Settings {
+    connect_hold: Duration,
+    session_timeout: Duration,
+    retention_standard: Duration,
+    retention_extended: Duration,
+    history_limit: usize,
+    max_events_per_connect: usize,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    channels: HashMap<String, ChannelLog>,
+    next_replay_id: i64,
+    commit_number: i64,
+    clients: HashMap<String, Client>,
+    topics: pushtopics::TopicCache,
+}
 
 impl Streaming {
     /// Streaming state for an org with these settings.
-    pub fn new(_config: &EmulatorConfig) -> Self {
-        Self {}
+    pub fn new(config: &EmulatorConfig) -> Self {
+        Self {
+            settings: Settings {
+                connect_hold: config.connect_hold,
+                session_timeout: config.session_timeout,
+                retention_standard: config.retention_standard,
+                retention_extended: config.retention_extended,
+                history_limit: config.history_limit,
+                max_events_per_connect: config.max_events_per_connect.max(1),
+            },
+            inner: Mutex::new(Inner {
+                next_replay_id: 1,
+                commit_number: 1_082_990_428_000,
+                ..Inner::default()
+            }),
+            wake: watch::channel(0).0,
+            stats: StreamingStats::default(),
+        }
     }
 
-    /// Validates records that streaming owns (PushTopic, StreamingChannel).
+    /// Counters of CometD traffic.
+    pub fn stats(&self) -> &StreamingStats {
+        &self.stats
+    }
+
+    fn retention(&self, kind: ChannelKind) -> Duration {
+        match kind {
+            ChannelKind::PushTopic | ChannelKind::Generic => self.settings.retention_standard,
+            ChannelKind::ChangeEvent | ChannelKind::PlatformEvent => {
+                self.settings.retention_extended
+            }
+        }
+    }
+
+    /// Validates records that streaming owns (PushTopic, StreamingChannel)
+    /// before they are saved.
     pub fn check_record(
         &self,
-        _store: &Store,
-        _sobject: &str,
-        _fields: &Record,
-        _id: Option<&str>,
+        store: &Store,
+        sobject: &str,
+        fields: &Record,
+        id: Option<&str>,
     ) -> Result<(), ApiError> {
+        if sobject.eq_ignore_ascii_case("PushTopic") {
+            pushtopics::check(store, fields, id)?;
+        }
+        if sobject.eq_ignore_ascii_case("StreamingChannel")
+            && let Some(name) = fields
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Name"))
+                .and_then(|(_, v)| v.as_str())
+            && (!name.starts_with("/u/") || name.len() <= 3)
+        {
+            return Err(ApiError::bad_request(
+                "FIELD_INTEGRITY_EXCEPTION",
+                format!("Streaming Channel Name: the name must start with /u/: {name}"),
+            )
+            .with_fields(vec!["Name".into()]));
+        }
         Ok(())
     }
 
-    /// Raises the events a record change causes.
-    pub fn record_changed(&self, _store: &Store, _change: &RecordChange) {}
+    /// Raises the events a record change causes: PushTopic notifications,
+    /// Change Data Capture events, or the platform event itself.
+    pub fn record_changed(&self, store: &Store, change: &RecordChange) {
+        let Ok(schema) = store.schema(&change.sobject) else {
+            return;
+        };
+        let mut inner = self.inner.lock();
+        if schema.kind == ObjectKind::PlatformEvent {
+            let schema_id = events::schema_id(&schema.name);
+            let channel = format!("/event/{}", schema.name);
+            self.append(&mut inner, &channel, change.at, |id| {
+                events::platform(id, change, &schema_id)
+            });
+            return;
+        }
+        for note in inner.topics.notifications(store, change) {
+            let sobject = note.sobject;
+            self.append(&mut inner, &note.channel, change.at, |id| {
+                events::pushtopic(id, change.at, change.kind, sobject)
+            });
+        }
+        if schema.cdc_enabled {
+            inner.commit_number += 1;
+            let commit = inner.commit_number;
+            let entity = format!("{}ChangeEvent", schema.name.trim_end_matches("__c"));
+            let entity = if schema.custom {
+                format!("{}__ChangeEvent", schema.name.trim_end_matches("__c"))
+            } else {
+                entity
+            };
+            let schema_id = events::schema_id(&entity);
+            let data = {
+                let replay_id = inner.next_replay_id;
+                events::change_event(replay_id, change, commit, &schema_id)
+            };
+            // One event, the same replay id, on both the per-object and the all-objects channel.
+            let replay_id = inner.next_replay_id;
+            inner.next_replay_id += 1;
+            for channel in [format!("/data/{entity}"), "/data/ChangeEvents".to_string()] {
+                self.append_with_id(&mut inner, &channel, change.at, replay_id, &data);
+            }
+            self.notify();
+        }
+    }
+
+    /// Publishes a generic streaming event on `/u/<name>`.
+    pub fn publish_generic(&self, channel: &str, payload: &str) -> i64 {
+        let mut inner = self.inner.lock();
+        let at = Utc::now();
+        self.append(&mut inner, channel, at, |id| {
+            events::generic(id, at, payload)
+        })
+    }
+
+    /// Appends `count` PushTopic-shaped events to `channel` at once (for
+    /// benchmarks and backlog tests). Returns the last replay id.
+    pub fn preload(&self, channel: &str, count: usize, sobject: &Record) -> i64 {
+        let mut inner = self.inner.lock();
+        let at = Utc::now();
+        let mut last = 0;
+        for _ in 0..count {
+            let id = inner.next_replay_id;
+            inner.next_replay_id += 1;
+            let data =
+                events::pushtopic(id, at, crate::store::ChangeKind::Updated, sobject.clone());
+            self.append_with_id(&mut inner, channel, at, id, &data);
+            last = id;
+        }
+        self.notify();
+        last
+    }
+
+    fn append(
+        &self,
+        inner: &mut Inner,
+        channel: &str,
+        at: DateTime<Utc>,
+        data: impl FnOnce(i64) -> Value,
+    ) -> i64 {
+        let replay_id = inner.next_replay_id;
+        inner.next_replay_id += 1;
+        let data = data(replay_id);
+        self.append_with_id(inner, channel, at, replay_id, &data);
+        self.notify();
+        replay_id
+    }
+
+    fn append_with_id(
+        &self,
+        inner: &mut Inner,
+        channel: &str,
+        at: DateTime<Utc>,
+        replay_id: i64,
+        data: &Value,
+    ) {
+        let Some(kind) = ChannelKind::of(channel) else {
+            return;
+        };
+        let message = json!({ "data": data, "channel": channel });
+        let bytes = Bytes::from(serde_json::to_vec(&message).unwrap_or_default());
+        let log = inner
+            .channels
+            .entry(channel.to_string())
+            .or_insert_with(|| ChannelLog::new(kind));
+        log.push(
+            StoredEvent {
+                replay_id,
+                at,
+                message: bytes,
+            },
+            self.settings.history_limit,
+        );
+        self.stats.events_raised.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn notify(&self) {
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Forgets every CometD client (a server restart or a lost session).
+    pub fn forget_clients(&self) {
+        self.inner.lock().clients.clear();
+        self.notify();
+    }
+
+    /// Has every connected client receive a server-side `/meta/disconnect`
+    /// on its next (or current) connect, as Salesforce does when it moves
+    /// clients between app servers.
+    pub fn disconnect_all(&self) {
+        for client in self.inner.lock().clients.values_mut() {
+            client.disconnect_pending = true;
+        }
+        self.notify();
+    }
+
+    /// Expires retained events as if the retention window had passed: on
+    /// one channel or all, up to a replay id or entirely.
+    pub fn expire(&self, channel: Option<&str>, through: Option<i64>) {
+        let mut inner = self.inner.lock();
+        for (name, log) in inner.channels.iter_mut() {
+            if channel.is_none_or(|c| c == name) {
+                log.expire(through);
+            }
+        }
+    }
+
+    /// The highest replay id raised on a channel, and how many are retained.
+    pub fn channel_state(&self, channel: &str) -> Option<(i64, usize)> {
+        self.inner
+            .lock()
+            .channels
+            .get(channel)
+            .map(|log| (log.latest(), log.len()))
+    }
+
+    /// Ids of the connected CometD clients.
+    pub fn client_ids(&self) -> Vec<String> {
+        self.inner.lock().clients.keys().cloned().collect()
+    }
 }
 
 /// Routes of the CometD endpoint.
 pub fn routes() -> Router<Arc<Org>> {
-    Router::new()
+    cometd::routes()
 }
 
 impl Streaming {
-    /// Forgets every CometD client (a server restart).
-    pub fn forget_clients(&self) {}
+    /// How many clients are subscribed to a channel.
+    pub fn subscriber_count(&self, channel: &str) -> usize {
+        self.inner
+            .lock()
+            .clients
+            .values()
+            .filter(|c| c.subscriptions.contains_key(channel))
+            .count()
+    }
 }

@@ -1,0 +1,118 @@
+//! The `data` of each kind of event, shaped as Salesforce sends it.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use crate::store::{ChangeKind, Record, RecordChange, event_datetime};
+
+/// A PushTopic notification: `{"event":{createdDate, replayId, type}, "sobject":{…}}`.
+pub fn pushtopic(replay_id: i64, at: DateTime<Utc>, kind: ChangeKind, sobject: Record) -> Value {
+    json!({
+        "event": {
+            "createdDate": event_datetime(at),
+            "replayId": replay_id,
+            "type": kind.pushtopic_type(),
+        },
+        "sobject": sobject,
+    })
+}
+
+/// A generic streaming event: `{"event":{createdDate, replayId}, "payload": "…"}`.
+pub fn generic(replay_id: i64, at: DateTime<Utc>, payload: &str) -> Value {
+    json!({
+        "event": { "createdDate": event_datetime(at), "replayId": replay_id },
+        "payload": payload,
+    })
+}
+
+/// A platform event: `{"schema", "payload":{CreatedDate, CreatedById, …}, "event":{EventUuid, replayId}}`.
+pub fn platform(replay_id: i64, change: &RecordChange, schema_id: &str) -> Value {
+    let mut payload = Record::new();
+    payload.insert("CreatedDate".into(), json!(event_datetime(change.at)));
+    payload.insert("CreatedById".into(), json!(change.user_id));
+    for (k, v) in &change.record {
+        if !matches!(
+            k.as_str(),
+            "Id" | "IsDeleted"
+                | "CreatedDate"
+                | "CreatedById"
+                | "LastModifiedDate"
+                | "LastModifiedById"
+                | "SystemModstamp"
+                | "ReplayId"
+                | "EventUuid"
+        ) {
+            payload.insert(k.clone(), v.clone());
+        }
+    }
+    json!({
+        "schema": schema_id,
+        "payload": payload,
+        "event": { "EventUuid": uuid::Uuid::new_v4().to_string(), "replayId": replay_id },
+    })
+}
+
+/// A Change Data Capture event with a full `ChangeEventHeader`.
+pub fn change_event(
+    replay_id: i64,
+    change: &RecordChange,
+    commit_number: i64,
+    schema_id: &str,
+) -> Value {
+    let id = change.record.get("Id").cloned().unwrap_or(Value::Null);
+    let changed_fields: Vec<&String> = if change.kind == ChangeKind::Updated {
+        change.changed_fields.iter().collect()
+    } else {
+        Vec::new()
+    };
+    let header = json!({
+        "entityName": change.sobject,
+        "recordIds": [id],
+        "changeType": change.kind.cdc_type(),
+        "changeOrigin": "com/salesforce/api/rest/62.0",
+        "transactionKey": uuid::Uuid::new_v4().to_string(),
+        "sequenceNumber": 1,
+        "commitTimestamp": change.at.timestamp_millis(),
+        "commitNumber": commit_number,
+        "commitUser": change.user_id,
+        "changedFields": changed_fields,
+        "diffFields": [],
+        "nulledFields": [],
+    });
+    let mut payload = Record::new();
+    payload.insert("ChangeEventHeader".into(), header);
+    let skip = |k: &str| matches!(k, "Id" | "IsDeleted" | "SystemModstamp");
+    match change.kind {
+        ChangeKind::Created | ChangeKind::Undeleted => {
+            for (k, v) in &change.record {
+                if !skip(k) && !v.is_null() {
+                    payload.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        ChangeKind::Updated => {
+            for k in &change.changed_fields {
+                payload.insert(
+                    k.clone(),
+                    change.record.get(k).cloned().unwrap_or(Value::Null),
+                );
+            }
+            if let Some(v) = change.record.get("LastModifiedDate") {
+                payload.insert("LastModifiedDate".into(), v.clone());
+            }
+        }
+        ChangeKind::Deleted => {}
+    }
+    json!({ "schema": schema_id, "payload": payload, "event": { "replayId": replay_id } })
+}
+
+/// A stable schema id per event type (Salesforce sends a hash of the Avro schema).
+pub fn schema_id(type_name: &str) -> String {
+    // FNV-1a: a stable, dependency-free fingerprint of the type name.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in type_name.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}-emulated")
+}

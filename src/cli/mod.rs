@@ -1,0 +1,47 @@
+//! Subcommands of `sfstream`.
+
+mod emulator;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Real-time Salesforce integration: stream events, call the REST API,
+/// and run an emulated org on your machine.
+#[derive(Debug, Parser)]
+#[command(name = "sfstream", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
+    Emulator(emulator::EmulatorArgs),
+}
+
+/// Logs go to stderr, so stdout stays for data.
+pub fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Emulator(args) => emulator::run(args).await,
+    }
+}
