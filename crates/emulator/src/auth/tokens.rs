@@ -44,6 +44,12 @@ impl Tokens {
         self.sessions.lock().get(token).cloned()
     }
 
+    /// Invalidates one token (what `/services/oauth2/revoke` does); returns
+    /// whether it was valid.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.sessions.lock().remove(token).is_some()
+    }
+
     /// Invalidates every token (what a password reset or an admin's
     /// "revoke sessions" does).
     pub fn invalidate_all(&self) {
