@@ -40,7 +40,13 @@ pub(crate) fn matches(cond: &Cond, record: &Record, today: NaiveDate) -> bool {
             let found = values
                 .iter()
                 .any(|(v, _)| compare(field, record, CmpOp::Eq, v, today));
-            found != *negated
+            if *negated {
+                // Unlike `!=`, NOT IN leaves out rows whose field is null
+                // (observed behaviour reported by Salesforce developers).
+                !found && field_value(field, record).is_some()
+            } else {
+                found
+            }
         }
         Cond::SubQuery { .. } => false,
     }

@@ -8,8 +8,8 @@
 //! escapes, numbers, `true`/`false`, `null`, dates, datetimes and named date
 //! literals (`TODAY`, `LAST_N_DAYS:n`, ...).
 //!
-//! As in Salesforce, string comparisons ignore case, `!=` and `NOT IN` are
-//! true for a null field, and a null boolean counts as false.
+//! As in Salesforce, string comparisons ignore case, a null field is
+//! `!= 'x'` (but not `NOT IN ('x')`), and a null boolean counts as false.
 //!
 //! ```
 //! use sfstream_emulator::soql;

@@ -138,7 +138,7 @@ fn null_comparisons() {
     assert!(!holds("Industry > 'Tech'", &r));
     assert!(!holds("Industry LIKE 'T%'", &r));
     assert!(!holds("Industry IN ('Tech')", &r));
-    assert!(holds("Industry NOT IN ('Tech')", &r));
+    assert!(!holds("Industry NOT IN ('Tech')", &r));
     assert!(holds("Industry IN ('Tech', null)", &r));
     assert!(!holds("NumberOfEmployees < null", &r));
 }

@@ -1,6 +1,7 @@
 //! Parsing: grammar, literals, syntax errors, robustness.
 
 use super::super::{MALFORMED_QUERY, NUMBER_OUTSIDE_VALID_RANGE, SoqlError, parse};
+use super::*;
 
 fn err(text: &str) -> SoqlError {
     match parse(text) {
@@ -356,5 +357,88 @@ fn no_input_makes_the_parser_panic() {
         "SELECT Id FROM X WHERE A > N_DAYS_AGO:4294967295",
     ] {
         let _ = parse(text);
+    }
+}
+
+#[test]
+fn random_token_soup_never_panics() {
+    const PIECES: &[&str] = &[
+        "SELECT",
+        "Id",
+        "Name",
+        "COUNT()",
+        "COUNT(Id)",
+        "FROM",
+        "Account",
+        "WHERE",
+        "AND",
+        "OR",
+        "NOT",
+        "IN",
+        "LIKE",
+        "(",
+        ")",
+        ",",
+        "=",
+        "!=",
+        "<>",
+        "<",
+        "<=",
+        ">",
+        ">=",
+        "'a%'",
+        "'\\_'",
+        "'x",
+        "5",
+        "-2.5",
+        "null",
+        "TRUE",
+        "2024-01-31",
+        "2024-01-31T10:00:00Z",
+        "TODAY",
+        "LAST_N_DAYS:3",
+        ":",
+        "ORDER BY",
+        "DESC",
+        "NULLS LAST",
+        "LIMIT",
+        "OFFSET",
+        "GROUP BY",
+        "TYPEOF",
+        "END",
+        "Account.Name",
+        "é",
+        "\n",
+        "\\",
+        "\"",
+    ];
+    let account = account();
+    let record = rec(json!({"Id": "001000000000001AAA", "Name": "a_", "IsDeleted": false}));
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: usize| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) as usize % n
+    };
+    for round in 0..20_000 {
+        let len = 1 + next(16);
+        let mut text = String::from(if round % 2 == 0 {
+            "SELECT Id FROM Account WHERE "
+        } else {
+            ""
+        });
+        for _ in 0..len {
+            text.push_str(PIECES[next(PIECES.len())]);
+            text.push(' ');
+        }
+        let _ = super::super::validate_pushtopic_query(&text);
+        if let Ok(mut q) = parse(&text) {
+            let _ = q.where_fields();
+            if q.resolve(&account).is_ok() {
+                let _ = q.matches(&record);
+                let _ = q.run(std::iter::once(&record));
+            }
+        }
     }
 }
