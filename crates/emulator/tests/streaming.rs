@@ -424,7 +424,13 @@ async fn batched_subscribes_unsubscribe_and_delays() {
         .await;
     assert_eq!(replies[0]["id"], "s1");
     assert_eq!(replies[1]["id"], "s2");
-    assert!(replies.as_array().expect("replies").iter().all(|r| r["successful"] == true));
+    assert!(
+        replies
+            .as_array()
+            .expect("replies")
+            .iter()
+            .all(|r| r["successful"] == true)
+    );
 
     let (_, replies) = bayeux
         .post(json!([{"channel": "/meta/unsubscribe", "clientId": client_id, "subscription": "/u/a", "id": "u1"}]))
