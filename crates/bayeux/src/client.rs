@@ -250,9 +250,12 @@ pub struct Client {
     commands: mpsc::Sender<Command>,
 }
 
+/// Where the per-channel results of a batched subscribe or unsubscribe go.
+type BatchReply = oneshot::Sender<Vec<Result<(), Error>>>;
+
 enum Command {
-    Subscribe(Vec<String>, oneshot::Sender<Vec<Result<(), Error>>>),
-    Unsubscribe(Vec<String>, oneshot::Sender<Vec<Result<(), Error>>>),
+    Subscribe(Vec<String>, BatchReply),
+    Unsubscribe(Vec<String>, BatchReply),
     Publish(String, Box<RawValue>, oneshot::Sender<Result<(), Error>>),
     Disconnect(oneshot::Sender<()>),
 }
@@ -292,7 +295,7 @@ impl Client {
     async fn batch(
         &self,
         channels: &[&str],
-        make: fn(Vec<String>, oneshot::Sender<Vec<Result<(), Error>>>) -> Command,
+        make: fn(Vec<String>, BatchReply) -> Command,
     ) -> Vec<Result<(), Error>> {
         if let Some(bad) = channels.iter().find(|c| !valid_channel(c)) {
             return channels
@@ -424,7 +427,7 @@ enum RequestKind {
         channels: Vec<String>,
         waiters: Vec<Option<oneshot::Sender<Result<(), Error>>>>,
     },
-    Unsubscribe(Vec<String>, oneshot::Sender<Vec<Result<(), Error>>>),
+    Unsubscribe(Vec<String>, BatchReply),
     Publish(String, oneshot::Sender<Result<(), Error>>),
 }
 
