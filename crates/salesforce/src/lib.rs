@@ -5,6 +5,7 @@ pub mod auth;
 pub mod replay;
 mod secret;
 
+pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
 pub use secret::Secret;
 
 /// The API version used when none is configured.
