@@ -32,6 +32,9 @@ pub enum HandshakeReason {
     ServerDisconnect,
     /// After logging in again.
     Reauthenticated,
+    /// A connect failed in a way that may have lost a response (see
+    /// [`ClientBuilder::rehandshake_after_failure`]).
+    ConnectionLost,
 }
 
 /// Something that happened to the connection.
@@ -98,6 +101,7 @@ pub struct ClientBuilder {
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
     on_event: Option<EventHandler>,
+    rehandshake_after_failure: bool,
 }
 
 impl std::fmt::Debug for ClientBuilder {
@@ -129,7 +133,17 @@ impl ClientBuilder {
             reauthenticate: None,
             auth_failure: Arc::new(|m: &Message| m.error_field().and_then(|e| e.code) == Some(401)),
             on_event: None,
+            rehandshake_after_failure: false,
         }
+    }
+
+    /// Handshake again (and resubscribe) after a connect whose response
+    /// was lost or unreadable, instead of retrying the connect. The server
+    /// may have handed events to that lost response; with a replay
+    /// extension, resubscribing from the last received ids brings them back.
+    pub fn rehandshake_after_failure(mut self, enabled: bool) -> Self {
+        self.rehandshake_after_failure = enabled;
+        self
     }
 
     /// Adds an extension (hooks run in the order added).
@@ -215,6 +229,7 @@ impl ClientBuilder {
             reauthenticate: self.reauthenticate,
             auth_failure: self.auth_failure,
             on_event: self.on_event,
+            rehandshake_after_failure: self.rehandshake_after_failure,
             client_id: None,
             advice: CurrentAdvice::default(),
             channels: BTreeMap::new(),
@@ -449,6 +464,7 @@ struct Task {
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
     on_event: Option<EventHandler>,
+    rehandshake_after_failure: bool,
     client_id: Option<String>,
     advice: CurrentAdvice,
     channels: BTreeMap<String, SubState>,
@@ -685,11 +701,7 @@ impl Task {
             Err(error) if error.is_unauthorized() => {
                 return self.reauthenticate(error.to_string()).await;
             }
-            Err(error) => {
-                let delay = self.failed(format!("connect: {error}"))?;
-                self.sleep(delay).await?;
-                return Ok(Step::Connect);
-            }
+            Err(error) => return self.connect_lost(format!("connect: {error}")).await,
         };
         let mut reply = None;
         let mut server_disconnect = false;
@@ -711,9 +723,7 @@ impl Task {
             return Ok(Step::Handshake(HandshakeReason::ServerDisconnect));
         }
         let Some(reply) = reply else {
-            let delay = self.failed("connect: no connect reply".into())?;
-            self.sleep(delay).await?;
-            return Ok(Step::Connect);
+            return self.connect_lost("connect: no connect reply".into()).await;
         };
         if let Some(advice) = &reply.advice {
             self.advice.update(advice);
@@ -744,6 +754,27 @@ impl Task {
                 Ok(Step::Connect)
             }
         }
+    }
+
+    /// A connect failed without a usable reply: wait, then connect again,
+    /// or handshake again when responses may have been lost.
+    async fn connect_lost(&mut self, error: String) -> Result<Step, Stop> {
+        let delay = self.failed(error)?;
+        self.sleep(delay).await?;
+        if !self.rehandshake_after_failure {
+            return Ok(Step::Connect);
+        }
+        if let Some(old) = self.client_id.take() {
+            // Politely end the old session; the server would drop it anyway.
+            let mut message = Message::new(DISCONNECT);
+            message.id = Some(self.id());
+            message.client_id = Some(old);
+            let transport = self.transport.clone();
+            tokio::spawn(async move {
+                let _ = transport.send(vec![message], Duration::from_secs(5)).await;
+            });
+        }
+        Ok(Step::Handshake(HandshakeReason::ConnectionLost))
     }
 
     fn command(&mut self, command: Command) -> Result<(), Stop> {

@@ -3,8 +3,8 @@
 //! Python Nameko Salesforce extension.
 //!
 //! The Redis tests use `REDIS_URL` (default `redis://127.0.0.1:6379/0`) and
-//! a key prefix unique to the test, removed afterwards. Set
-//! `SFSTREAM_NO_REDIS=1` to skip them.
+//! a key prefix unique to the test, removed afterwards. They need a real
+//! Redis (`scripts/test-deps.sh` starts one).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -480,12 +480,8 @@ async fn open_store_uris() {
 // ---------------------------------------------------------------------------
 // Redis
 
-fn redis_url() -> Option<String> {
-    if std::env::var_os("SFSTREAM_NO_REDIS").is_some() {
-        eprintln!("SFSTREAM_NO_REDIS is set: skipping");
-        return None;
-    }
-    Some(std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string()))
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
 }
 
 /// A prefix no other test (or test run) uses.
@@ -528,7 +524,7 @@ async fn redis_store(url: &str, base: &str, ttl: Option<Duration>) -> RedisStore
 
 #[tokio::test]
 async fn redis_store_contract() {
-    let Some(url) = redis_url() else { return };
+    let url = redis_url();
     let base = unique("contract");
     let store = redis_store(&url, &base, Some(Duration::from_secs(600))).await;
     assert_eq!(store.created_prefix(), format!("{base}replay_created:"));
@@ -553,7 +549,7 @@ async fn redis_store_contract() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_concurrent() {
-    let Some(url) = redis_url() else { return };
+    let url = redis_url();
     let base = unique("race");
     let mut stores: Vec<Arc<dyn ReplayStore>> = Vec::new();
     // Eight separate connections, as eight processes would have.
@@ -568,7 +564,7 @@ async fn redis_store_concurrent() {
 
 #[tokio::test]
 async fn redis_reads_and_writes_python_keys() {
-    let Some(url) = redis_url() else { return };
+    let url = redis_url();
     let mut conn = raw_redis(&url).await;
     // The default prefix, as the Python extension uses it; the channel is
     // unique so parallel runs do not collide.
@@ -648,7 +644,7 @@ async fn redis_reads_and_writes_python_keys() {
 
 #[tokio::test]
 async fn redis_ttl_is_applied() {
-    let Some(url) = redis_url() else { return };
+    let url = redis_url();
     let mut conn = raw_redis(&url).await;
     let base = unique("ttl");
     let store = redis_store(&url, &base, Some(Duration::from_secs(120))).await;

@@ -16,7 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::extension::{Notice, SalesforceExtension, is_invalid_replay_id};
 use crate::auth::{AuthError, Authenticator, Session};
-use crate::replay::{MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, channel_key, start_point};
+use crate::replay::{
+    MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, channel_key, start_point,
+};
 
 /// When a channel's replay marker is committed to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -196,16 +198,20 @@ impl StreamingClientBuilder {
             emit: emit.clone(),
         });
         let connection_events = emit.clone();
-        let (bayeux, messages) = sfstream_bayeux::Client::builder(cometd_url(&session, &api_version))
-            .extension(extension.clone())
-            .reauthenticate(relogin)
-            .auth_failure(Arc::new(is_auth_failure))
-            .max_pending(self.max_pending)
-            .connection_timeout(self.connection_timeout)
-            .backoff(self.backoff)
-            .on_event(move |event| connection_events.send(StreamEvent::Connection(event.clone())))
-            .connect()
-            .await?;
+        let (bayeux, messages) =
+            sfstream_bayeux::Client::builder(cometd_url(&session, &api_version))
+                .extension(extension.clone())
+                .reauthenticate(relogin)
+                .auth_failure(Arc::new(is_auth_failure))
+                .max_pending(self.max_pending)
+                .connection_timeout(self.connection_timeout)
+                .backoff(self.backoff)
+                .rehandshake_after_failure(true)
+                .on_event(move |event| {
+                    connection_events.send(StreamEvent::Connection(event.clone()))
+                })
+                .connect()
+                .await?;
         let (commits, commit_rx) = mpsc::unbounded_channel();
         tokio::spawn(commit_loop(self.store.clone(), commit_rx, notices_rx, emit));
         let client = StreamingClient {
@@ -240,7 +246,10 @@ fn is_auth_failure(message: &Message) -> bool {
 }
 
 fn cometd_url(session: &Session, api_version: &str) -> String {
-    format!("{}/cometd/{api_version}", session.instance_url.trim_end_matches('/'))
+    format!(
+        "{}/cometd/{api_version}",
+        session.instance_url.trim_end_matches('/')
+    )
 }
 
 #[derive(Clone)]
@@ -316,16 +325,27 @@ impl StreamingClient {
     /// Subscribes to a channel, starting after its stored marker (or from
     /// the default replay option when nothing is stored).
     pub async fn subscribe(&self, channel: &str) -> Result<(), StreamingError> {
-        let from = start_point(self.store.as_ref(), channel_key(channel), self.default_replay).await?;
+        let from = start_point(
+            self.store.as_ref(),
+            channel_key(channel),
+            self.default_replay,
+        )
+        .await?;
         self.subscribe_from(channel, from).await
     }
 
     /// Subscribes to a channel from an explicit point, ignoring the store.
-    pub async fn subscribe_from(&self, channel: &str, from: ReplayFrom) -> Result<(), StreamingError> {
+    pub async fn subscribe_from(
+        &self,
+        channel: &str,
+        from: ReplayFrom,
+    ) -> Result<(), StreamingError> {
         self.extension.set_resume(channel, from);
         match self.bayeux.subscribe(channel).await {
             Ok(()) => Ok(()),
-            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error }) if is_invalid_replay_id(&error) => {
+            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error })
+                if is_invalid_replay_id(&error) =>
+            {
                 Err(StreamingError::ReplayIdExpired {
                     channel,
                     replay_id: from.as_i64(),
@@ -344,7 +364,11 @@ impl StreamingClient {
 
     /// Publishes on a channel (generic Bayeux servers; Salesforce refuses
     /// CometD publishing: use the REST API for platform events).
-    pub async fn publish<T: serde::Serialize>(&self, channel: &str, data: &T) -> Result<(), StreamingError> {
+    pub async fn publish<T: serde::Serialize>(
+        &self,
+        channel: &str,
+        data: &T,
+    ) -> Result<(), StreamingError> {
         Ok(self.bayeux.publish(channel, data).await?)
     }
 
@@ -361,10 +385,15 @@ impl StreamingClient {
         }
     }
 
-    /// Disconnects, then waits (up to 10 s) for pending markers to be stored.
+    /// Disconnects, waits (up to 10 s) for pending markers to be stored,
+    /// and releases the store (a file store can be opened again at once).
+    /// Markers committed after this are not stored.
     pub async fn close(&self) {
         self.bayeux.disconnect().await;
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.flush()).await;
+        let (tx, rx) = oneshot::channel();
+        if self.commits.send(Commit::Close(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
     }
 }
 
@@ -402,7 +431,10 @@ impl StreamMessage {
     /// "every earlier event handled" must acknowledge in order.
     pub fn ack(&self) {
         if let (Some(commits), Some(marker)) = (&self.commits, self.marker) {
-            let _ = commits.send(Commit::Advance(channel_key(&self.channel).to_string(), marker));
+            let _ = commits.send(Commit::Advance(
+                channel_key(&self.channel).to_string(),
+                marker,
+            ));
         }
     }
 }
@@ -424,12 +456,15 @@ impl StreamMessages {
         self.inner.pending_count()
     }
 
-    fn convert(&self, item: Result<Message, sfstream_bayeux::Error>) -> Result<StreamMessage, StreamingError> {
+    fn convert(
+        &self,
+        item: Result<Message, sfstream_bayeux::Error>,
+    ) -> Result<StreamMessage, StreamingError> {
         match item {
             Ok(message) => {
-                let data = message
-                    .data
-                    .unwrap_or_else(|| RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null()));
+                let data = message.data.unwrap_or_else(|| {
+                    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null())
+                });
                 let marker = ReplayMarker::from_raw(&data);
                 let key = channel_key(&message.channel).to_string();
                 let commits = match (self.delivery, marker) {
@@ -447,7 +482,9 @@ impl StreamMessages {
                     commits,
                 })
             }
-            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error }) if is_invalid_replay_id(&error) => {
+            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error })
+                if is_invalid_replay_id(&error) =>
+            {
                 let replay_id = error
                     .message
                     .split(['{', '}'])
@@ -481,6 +518,8 @@ impl Stream for StreamMessages {
 enum Commit {
     Advance(String, ReplayMarker),
     Flush(oneshot::Sender<()>),
+    /// Flush, then stop and release the store.
+    Close(oneshot::Sender<()>),
 }
 
 /// Writes markers to the store in batches (the newest per channel), and
@@ -499,49 +538,79 @@ async fn commit_loop(
         if pending.is_empty() && waiters.is_empty() {
             tokio::select! {
                 commit = commits.recv() => match commit {
-                    Some(commit) => take(commit, &mut pending, &mut waiters),
+                    Some(commit) => open &= take(commit, &mut pending, &mut waiters),
                     None => open = false,
                 },
                 Some(notice) = notices.recv() => fallback(&store, &mut pending, notice, &emit).await,
             }
         }
-        while let Ok(commit) = commits.try_recv() {
-            take(commit, &mut pending, &mut waiters);
+        while open && let Ok(commit) = commits.try_recv() {
+            open &= take(commit, &mut pending, &mut waiters);
         }
         while let Ok(notice) = notices.try_recv() {
             fallback(&store, &mut pending, notice, &emit).await;
         }
         if !pending.is_empty() {
-            let batch: Vec<(String, ReplayMarker)> = pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            let batch: Vec<(String, ReplayMarker)> =
+                pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
             match store.advance_many(&batch).await {
                 Ok(_) => pending.clear(),
                 Err(error) => {
                     tracing::warn!(%error, "writing replay markers failed; retrying");
-                    emit.send(StreamEvent::StoreFailed { error: error.to_string() });
+                    emit.send(StreamEvent::StoreFailed {
+                        error: error.to_string(),
+                    });
                     tokio::time::sleep(Duration::from_millis(500)).await;
                     continue;
                 }
             }
         }
-        for waiter in waiters.drain(..) {
-            let _ = waiter.send(());
+        if open {
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(());
+            }
         }
+    }
+    // Release the store before telling `close` it may reopen it.
+    drop(store);
+    for waiter in waiters {
+        let _ = waiter.send(());
     }
 }
 
-fn take(commit: Commit, pending: &mut HashMap<String, ReplayMarker>, waiters: &mut Vec<oneshot::Sender<()>>) {
+/// Adds a commit to the batch; returns false when the loop must stop.
+fn take(
+    commit: Commit,
+    pending: &mut HashMap<String, ReplayMarker>,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) -> bool {
     match commit {
         Commit::Advance(channel, marker) => {
-            let newest = pending.get(&channel).is_none_or(|old| marker.is_newer_than(old));
+            let newest = pending
+                .get(&channel)
+                .is_none_or(|old| marker.is_newer_than(old));
             if newest {
                 pending.insert(channel, marker);
             }
+            true
         }
-        Commit::Flush(waiter) => waiters.push(waiter),
+        Commit::Flush(waiter) => {
+            waiters.push(waiter);
+            true
+        }
+        Commit::Close(waiter) => {
+            waiters.push(waiter);
+            false
+        }
     }
 }
 
-async fn fallback(store: &Arc<dyn ReplayStore>, pending: &mut HashMap<String, ReplayMarker>, notice: Notice, emit: &Emitter) {
+async fn fallback(
+    store: &Arc<dyn ReplayStore>,
+    pending: &mut HashMap<String, ReplayMarker>,
+    notice: Notice,
+    emit: &Emitter,
+) {
     let Notice::Fallback {
         channel,
         expired,
@@ -551,7 +620,9 @@ async fn fallback(store: &Arc<dyn ReplayStore>, pending: &mut HashMap<String, Re
     pending.remove(&channel);
     // The stale marker must go, or every restart would hit the same error.
     if let Err(error) = store.remove(&channel).await {
-        emit.send(StreamEvent::StoreFailed { error: error.to_string() });
+        emit.send(StreamEvent::StoreFailed {
+            error: error.to_string(),
+        });
     }
     emit.send(StreamEvent::ReplayFallback {
         channel,

@@ -38,11 +38,17 @@ pub(crate) struct SalesforceExtension {
 
 /// Whether a Bayeux error is Salesforce's "replay id outside the retention window".
 pub fn is_invalid_replay_id(error: &ErrorField) -> bool {
-    error.code == Some(400) && error.message.starts_with("The replayId {") && error.message.contains("you provided was invalid")
+    error.code == Some(400)
+        && error.message.starts_with("The replayId {")
+        && error.message.contains("you provided was invalid")
 }
 
 impl SalesforceExtension {
-    pub(crate) fn new(token: &str, fallback: Option<ReplayFrom>, notices: mpsc::UnboundedSender<Notice>) -> Self {
+    pub(crate) fn new(
+        token: &str,
+        fallback: Option<ReplayFrom>,
+        notices: mpsc::UnboundedSender<Notice>,
+    ) -> Self {
         let extension = Self {
             authorization: RwLock::new(None),
             resume: Mutex::new(HashMap::new()),
@@ -64,7 +70,9 @@ impl SalesforceExtension {
 
     /// Sets where the next subscribe of `channel` starts.
     pub(crate) fn set_resume(&self, channel: &str, from: ReplayFrom) {
-        self.resume.lock().insert(channel_key(channel).to_string(), from.as_i64());
+        self.resume
+            .lock()
+            .insert(channel_key(channel).to_string(), from.as_i64());
     }
 
     /// Forgets a channel.
@@ -88,7 +96,9 @@ impl Extension for SalesforceExtension {
         {
             let key = channel_key(&subscription).to_string();
             let from = self.resume.lock().get(&key).copied().unwrap_or(-1);
-            message.ext_mut().insert("replay".into(), json!({ key: from }));
+            message
+                .ext_mut()
+                .insert("replay".into(), json!({ key: from }));
         }
     }
 
@@ -158,17 +168,38 @@ mod tests {
         let ext = SalesforceExtension::new("t", Some(ReplayFrom::All), tx);
         ext.set_resume("/topic/X?Name=a", ReplayFrom::Id(41));
         let mut event = Message::new("/topic/X");
-        event.data = serde_json::value::to_raw_value(&json!({"event": {"replayId": 45, "createdDate": "2024-01-01T00:00:00Z"}})).ok();
+        event.data = serde_json::value::to_raw_value(
+            &json!({"event": {"replayId": 45, "createdDate": "2024-01-01T00:00:00Z"}}),
+        )
+        .ok();
         ext.incoming(&mut event);
         let mut subscribe = Message::new(SUBSCRIBE);
         subscribe.subscription = Some("/topic/X?Name=a".into());
         ext.outgoing(&mut subscribe);
-        assert_eq!(subscribe.ext.as_ref().map(|e| e["replay"].clone()), Some(json!({"/topic/X": 45})));
+        assert_eq!(
+            subscribe.ext.as_ref().map(|e| e["replay"].clone()),
+            Some(json!({"/topic/X": 45}))
+        );
 
-        let error = ErrorField::parse("400::The replayId {45} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.");
-        assert_eq!(ext.subscription_failed("/topic/X?Name=a", &error), SubscriptionFailure::Retry);
-        assert!(matches!(rx.try_recv(), Ok(Notice::Fallback { expired: 45, fallback: ReplayFrom::All, .. })));
+        let error = ErrorField::parse(
+            "400::The replayId {45} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",
+        );
+        assert_eq!(
+            ext.subscription_failed("/topic/X?Name=a", &error),
+            SubscriptionFailure::Retry
+        );
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Notice::Fallback {
+                expired: 45,
+                fallback: ReplayFrom::All,
+                ..
+            })
+        ));
         // If the fallback is refused too, give up rather than loop.
-        assert_eq!(ext.subscription_failed("/topic/X", &error), SubscriptionFailure::GiveUp);
+        assert_eq!(
+            ext.subscription_failed("/topic/X", &error),
+            SubscriptionFailure::GiveUp
+        );
     }
 }

@@ -122,7 +122,10 @@ mod tests {
             r#"{"event":{"createdDate":"2016-03-29T16:40:08.208Z","replayId":13,"type":"created"},"sobject":{"Id":"a00D0000008o6y8IAA","Name":"INV-0001"}}"#,
         )
         .expect("pushtopic");
-        assert_eq!((push.event.replay_id, push.event.kind.as_deref()), (13, Some("created")));
+        assert_eq!(
+            (push.event.replay_id, push.event.kind.as_deref()),
+            (13, Some("created"))
+        );
         let generic: GenericEvent =
             serde_json::from_str(r#"{"event":{"createdDate":"2016-03-29T16:40:08.208Z","replayId":55},"payload":"This is a message."}"#)
                 .expect("generic");
