@@ -161,3 +161,34 @@ mod tests {
         assert_eq!(e.message, "abc:def:ghi");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::ErrorField;
+
+    proptest! {
+        #[test]
+        fn any_text_parses_without_panicking(text in ".*") {
+            let parsed = ErrorField::parse(&text);
+            if parsed.code.is_none() {
+                prop_assert_eq!(parsed.message, text);
+            }
+        }
+
+        #[test]
+        fn code_args_message_round_trips(
+            code in 100u16..600,
+            args in proptest::collection::vec("[a-z0-9_]{1,8}", 0..4),
+            message in "[^\\x00]*",
+        ) {
+            let text = format!("{code}:{}:{message}", args.join(","));
+            let parsed = ErrorField::parse(&text);
+            prop_assert_eq!(parsed.code, Some(code));
+            prop_assert_eq!(&parsed.args, &args);
+            prop_assert_eq!(&parsed.message, &message);
+            prop_assert_eq!(parsed.to_string(), text);
+        }
+    }
+}

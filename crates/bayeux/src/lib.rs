@@ -9,18 +9,35 @@
 //! [`Reauthenticate`] hook for new credentials when the server refuses
 //! them. [`Extension`]s see every message and request.
 //!
-//! ```no_run
+//! ```
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
 //! use futures::StreamExt;
-//! use sfstream_bayeux::Client;
+//! use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+//! use sfstream_bayeux::{Client, Extension};
+//! # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
+//! # let (url, user) = (org.url(), org.org().user_id());
+//! # let token = org.org().tokens.issue(&org.org().org_id(), &user);
+//! # let channel = serde_json::json!({"Name": "/u/chat"});
+//! # org.org().create_record("StreamingChannel", channel.as_object().cloned().unwrap_or_default(), &user)?;
 //!
-//! # async fn demo() -> Result<(), sfstream_bayeux::Error> {
-//! let (client, mut messages) = Client::builder("http://127.0.0.1:8000/bayeux").connect().await?;
-//! client.subscribe("/chat/room").await?;
-//! client.publish("/chat/room", &serde_json::json!({"text": "hello"})).await?;
-//! while let Some(message) = messages.next().await {
-//!     let message = message?;
-//!     println!("{}: {}", message.channel, message.data_json());
+//! /// Sends a bearer token with every request.
+//! struct Bearer(HeaderValue);
+//! impl Extension for Bearer {
+//!     fn request_headers(&self, headers: &mut HeaderMap) {
+//!         headers.insert(AUTHORIZATION, self.0.clone());
+//!     }
 //! }
+//!
+//! let (client, mut messages) = Client::builder(format!("{url}/cometd/62.0"))
+//!     .extension(Arc::new(Bearer(HeaderValue::from_str(&format!("Bearer {token}"))?)))
+//!     .connect()
+//!     .await?;
+//! client.subscribe("/u/chat").await?;
+//! # org.org().streaming.publish_generic("/u/chat", "hello");
+//! let message = messages.next().await.expect("a message")?;
+//! println!("{}: {}", message.channel, message.data_json());
+//! client.disconnect().await;
 //! # Ok(()) }
 //! ```
 

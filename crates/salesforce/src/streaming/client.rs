@@ -297,6 +297,38 @@ impl Reauthenticate for Relogin {
 }
 
 /// A handle on a streaming session. Cheap to clone.
+///
+/// ```
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use futures::StreamExt;
+/// use sfstream_salesforce::replay::FileStore;
+/// use sfstream_salesforce::{Authenticator, Credentials, Delivery, LoginUrl, Secret, StreamingClient};
+/// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
+/// # let (url, user) = (org.url(), org.org().user_id());
+/// # let topic = serde_json::json!({"Name": "ContactChanges", "Query": "SELECT Id, Name FROM Contact", "ApiVersion": 62.0});
+/// # org.org().create_record("PushTopic", topic.as_object().cloned().unwrap_or_default(), &user)?;
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("markers.redb");
+///
+/// let login = Authenticator::new(Credentials::password(
+///     "emulator@example.com", "password", Some(Secret::new("token")),
+///     "emulator-consumer-key", "emulator-consumer-secret",
+/// ))
+/// .with_login_url(LoginUrl::parse(&url)?);
+/// let (client, mut events) = StreamingClient::builder(login)
+///     .replay_store(std::sync::Arc::new(FileStore::open(&path)?))
+///     .delivery(Delivery::Acknowledged)
+///     .connect()
+///     .await?;
+/// client.subscribe("/topic/ContactChanges").await?;
+/// # let contact = serde_json::json!({"LastName": "Lovelace"});
+/// # org.org().create_record("Contact", contact.as_object().cloned().unwrap_or_default(), &user)?;
+/// let event = events.next().await.expect("an event")?;
+/// println!("{} #{:?}: {}", event.channel, event.replay_id(), event.data.get());
+/// event.ack(); // the marker is stored only now
+/// client.close().await;
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct StreamingClient {
     bayeux: sfstream_bayeux::Client,
