@@ -406,3 +406,48 @@ async fn restart_drops_connections_and_sessions_but_keeps_events() {
     let after = again.events(1, 2).await;
     assert_eq!(after[0]["data"]["payload"], "after");
 }
+
+#[tokio::test]
+async fn batched_subscribes_unsubscribe_and_delays() {
+    let org = common::start().await;
+    let a = generic_channel(&org, "/u/a").await;
+    let b = generic_channel(&org, "/u/b").await;
+    let mut bayeux = org.bayeux();
+    bayeux.handshake().await;
+    bayeux.connect().await;
+    let client_id = bayeux.client_id.clone();
+    let (_, replies) = bayeux
+        .post(json!([
+            {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/u/a", "id": "s1"},
+            {"channel": "/meta/subscribe", "clientId": client_id, "subscription": "/u/b", "id": "s2"},
+        ]))
+        .await;
+    assert_eq!(replies[0]["id"], "s1");
+    assert_eq!(replies[1]["id"], "s2");
+    assert!(
+        replies
+            .as_array()
+            .expect("replies")
+            .iter()
+            .all(|r| r["successful"] == true)
+    );
+
+    let (_, replies) = bayeux
+        .post(json!([{"channel": "/meta/unsubscribe", "clientId": client_id, "subscription": "/u/a", "id": "u1"}]))
+        .await;
+    assert_eq!(replies[0]["successful"], true);
+    assert_eq!(replies[0]["subscription"], "/u/a");
+    push(&org, &a, &["ignored"]).await;
+    push(&org, &b, &["kept"]).await;
+    let events = bayeux.events(1, 2).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["channel"], "/u/b");
+
+    org.fault("delay", json!({"ms": 400, "count": 1})).await;
+    let started = Instant::now();
+    let (_, reply) = bayeux
+        .post(json!([{"channel": "/meta/unsubscribe", "clientId": client_id, "subscription": "/u/b", "id": "u2"}]))
+        .await;
+    assert!(started.elapsed() >= Duration::from_millis(400));
+    assert_eq!(reply[0]["successful"], true);
+}

@@ -1,0 +1,1 @@
+//! A Bayeux 1.0 (CometD) long-polling client.

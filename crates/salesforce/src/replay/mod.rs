@@ -1,0 +1,1 @@
+//! Replay markers and stores. PLACEHOLDER
