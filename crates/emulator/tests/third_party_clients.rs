@@ -676,9 +676,10 @@ async fn jsforce_query_autofetch_and_find() {
     assert_eq!(out["firstPage"]["totalSize"], 5, "{out}");
     assert_eq!(out["firstPage"]["done"], false);
     assert_eq!(out["firstPage"]["count"], 2);
+    // jsforce keeps the locator and rebuilds an absolute URL from it.
     assert!(
         str_of(&out["firstPage"]["nextRecordsUrl"], "nextRecordsUrl")
-            .starts_with("/services/data/v62.0/query/")
+            .contains("/services/data/v62.0/query/")
     );
     assert_eq!(out["autoFetch"]["totalSize"], 5);
     assert_eq!(
