@@ -1,0 +1,632 @@
+//! The Salesforce Streaming API client: logs in, streams events from
+//! replay markers, recovers from every failure Salesforce produces, and
+//! commits markers to a store (when handed out, or when acknowledged).
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::Stream;
+use futures::future::BoxFuture;
+use serde_json::value::RawValue;
+use sfstream_bayeux::{Backoff, ClientEvent, Message, Messages, Reauthenticate};
+use tokio::sync::{mpsc, oneshot};
+
+use super::extension::{Notice, SalesforceExtension, is_invalid_replay_id};
+use crate::auth::{AuthError, Authenticator, Session};
+use crate::replay::{
+    MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, channel_key, start_point,
+};
+
+/// When a channel's replay marker is committed to the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Delivery {
+    /// When the message is handed out by the stream (at-most-once for a
+    /// consumer that crashes while handling it).
+    #[default]
+    Automatic,
+    /// When the consumer calls [`StreamMessage::ack`] (at-least-once).
+    Acknowledged,
+}
+
+/// Errors of the streaming client.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamingError {
+    /// Logging in failed.
+    #[error("login failed: {0}")]
+    Login(#[from] Arc<AuthError>),
+    /// The Bayeux session failed.
+    #[error(transparent)]
+    Bayeux(#[from] sfstream_bayeux::Error),
+    /// The replay store failed.
+    #[error("replay store: {0}")]
+    Store(#[from] Arc<StoreError>),
+    /// The stored replay id is outside the retention window and no
+    /// fallback is configured.
+    #[error(
+        "the replay id {replay_id} of {channel} is outside the retention window; resubscribe with a fallback (NEW or ALL) or reset the marker"
+    )]
+    ReplayIdExpired {
+        /// The channel.
+        channel: String,
+        /// The refused replay id.
+        replay_id: i64,
+    },
+}
+
+impl From<AuthError> for StreamingError {
+    fn from(error: AuthError) -> Self {
+        StreamingError::Login(Arc::new(error))
+    }
+}
+
+impl From<StoreError> for StreamingError {
+    fn from(error: StoreError) -> Self {
+        StreamingError::Store(Arc::new(error))
+    }
+}
+
+/// Something that happened to the streaming session.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum StreamEvent {
+    /// The Bayeux connection: handshakes (and why), failures, reconnects,
+    /// server disconnects, re-logins.
+    Connection(ClientEvent),
+    /// Logged in (again) to this instance.
+    LoggedIn {
+        /// The instance URL of the new session.
+        instance_url: String,
+    },
+    /// A stored replay id had left the retention window; the channel was
+    /// resubscribed with the fallback and the stale marker removed.
+    ReplayFallback {
+        /// The channel.
+        channel: String,
+        /// The refused replay id.
+        expired_replay_id: i64,
+        /// What it resubscribed with.
+        fallback: ReplayFrom,
+    },
+    /// Writing markers to the store failed; it is retried.
+    StoreFailed {
+        /// The store's error.
+        error: String,
+    },
+}
+
+type EventHandler = Arc<dyn Fn(&StreamEvent) + Send + Sync>;
+
+/// Builds a [`StreamingClient`].
+pub struct StreamingClientBuilder {
+    authenticator: Authenticator,
+    store: Arc<dyn ReplayStore>,
+    default_replay: ReplayFrom,
+    fallback: Option<ReplayFrom>,
+    delivery: Delivery,
+    max_pending: usize,
+    connection_timeout: Option<Duration>,
+    backoff: Backoff,
+    on_event: Option<EventHandler>,
+}
+
+impl std::fmt::Debug for StreamingClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamingClientBuilder")
+            .field("authenticator", &self.authenticator)
+            .field("store", &self.store)
+            .field("default_replay", &self.default_replay)
+            .field("fallback", &self.fallback)
+            .field("delivery", &self.delivery)
+            .field("max_pending", &self.max_pending)
+            .field("connection_timeout", &self.connection_timeout)
+            .finish()
+    }
+}
+
+impl StreamingClientBuilder {
+    /// Where markers are kept (default: in memory).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Where a channel starts when the store has nothing for it (default `New`).
+    pub fn default_replay(mut self, from: ReplayFrom) -> Self {
+        self.default_replay = from;
+        self
+    }
+
+    /// On an expired replay id, resubscribe with this (`New` or `All`)
+    /// instead of failing the subscription.
+    pub fn replay_fallback(mut self, fallback: Option<ReplayFrom>) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// When markers are committed.
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Most received events waiting to be consumed before polling pauses (default 1,000).
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max;
+        self
+    }
+
+    /// Give up when no connection could be re-established for this long
+    /// (`None`: retry forever). Default 10 minutes.
+    pub fn connection_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Retry delays.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Called for every [`StreamEvent`].
+    pub fn on_event(mut self, handler: impl Fn(&StreamEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// Logs in, handshakes, and starts streaming (nothing is subscribed yet).
+    pub async fn connect(self) -> Result<(StreamingClient, StreamMessages), StreamingError> {
+        let emit = Emitter(self.on_event.clone());
+        let session = self.authenticator.login().await?;
+        emit.send(StreamEvent::LoggedIn {
+            instance_url: session.instance_url.clone(),
+        });
+        let api_version = self.authenticator.api_version().to_string();
+        let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+        let extension = Arc::new(SalesforceExtension::new(
+            session.access_token.expose(),
+            self.fallback,
+            notices_tx,
+        ));
+        let relogin = Arc::new(Relogin {
+            authenticator: self.authenticator.clone(),
+            extension: extension.clone(),
+            emit: emit.clone(),
+        });
+        let connection_events = emit.clone();
+        let (bayeux, messages) =
+            sfstream_bayeux::Client::builder(cometd_url(&session, &api_version))
+                .extension(extension.clone())
+                .reauthenticate(relogin)
+                .auth_failure(Arc::new(is_auth_failure))
+                .max_pending(self.max_pending)
+                .connection_timeout(self.connection_timeout)
+                .backoff(self.backoff)
+                .rehandshake_after_failure(true)
+                .on_event(move |event| {
+                    connection_events.send(StreamEvent::Connection(event.clone()))
+                })
+                .connect()
+                .await?;
+        let (commits, commit_rx) = mpsc::unbounded_channel();
+        tokio::spawn(commit_loop(self.store.clone(), commit_rx, notices_rx, emit));
+        let client = StreamingClient {
+            bayeux,
+            extension,
+            store: self.store,
+            default_replay: self.default_replay,
+            commits: commits.clone(),
+        };
+        let stream = StreamMessages {
+            inner: messages,
+            delivery: self.delivery,
+            commits,
+        };
+        Ok((client, stream))
+    }
+}
+
+/// Whether a refused Bayeux reply means the access token is no good:
+/// `401::Authentication invalid` on connect, or a handshake denied with a
+/// 401 failure reason.
+fn is_auth_failure(message: &Message) -> bool {
+    let code = message.error_field().and_then(|e| e.code);
+    let reason_401 = message
+        .ext
+        .as_ref()
+        .and_then(|ext| ext.get("sfdc"))
+        .and_then(|sfdc| sfdc.get("failureReason"))
+        .and_then(|r| r.as_str())
+        .is_some_and(|r| r.starts_with("401"));
+    code == Some(401) || reason_401
+}
+
+fn cometd_url(session: &Session, api_version: &str) -> String {
+    format!(
+        "{}/cometd/{api_version}",
+        session.instance_url.trim_end_matches('/')
+    )
+}
+
+#[derive(Clone)]
+struct Emitter(Option<EventHandler>);
+
+impl Emitter {
+    fn send(&self, event: StreamEvent) {
+        if let Some(handler) = &self.0 {
+            handler(&event);
+        }
+    }
+}
+
+/// Logs in again when Salesforce refuses the token: new token, and the
+/// CometD URL of the (possibly new) instance.
+struct Relogin {
+    authenticator: Authenticator,
+    extension: Arc<SalesforceExtension>,
+    emit: Emitter,
+}
+
+impl Reauthenticate for Relogin {
+    fn reauthenticate(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
+        Box::pin(async move {
+            let mut last = String::new();
+            for attempt in 0..3u32 {
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
+                }
+                match self.authenticator.login().await {
+                    Ok(session) => {
+                        self.extension.set_token(session.access_token.expose());
+                        self.emit.send(StreamEvent::LoggedIn {
+                            instance_url: session.instance_url.clone(),
+                        });
+                        return Ok(Some(cometd_url(&session, self.authenticator.api_version())));
+                    }
+                    Err(error) if error.is_auth_failure() => return Err(error.to_string()),
+                    Err(error) => last = error.to_string(),
+                }
+            }
+            Err(last)
+        })
+    }
+}
+
+/// A handle on a streaming session. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StreamingClient {
+    bayeux: sfstream_bayeux::Client,
+    extension: Arc<SalesforceExtension>,
+    store: Arc<dyn ReplayStore>,
+    default_replay: ReplayFrom,
+    commits: mpsc::UnboundedSender<Commit>,
+}
+
+impl StreamingClient {
+    /// A builder that logs in with `authenticator`.
+    pub fn builder(authenticator: Authenticator) -> StreamingClientBuilder {
+        StreamingClientBuilder {
+            authenticator,
+            store: Arc::new(MemoryStore::new()),
+            default_replay: ReplayFrom::New,
+            fallback: None,
+            delivery: Delivery::Automatic,
+            max_pending: 1_000,
+            connection_timeout: Some(Duration::from_secs(600)),
+            backoff: Backoff::default(),
+            on_event: None,
+        }
+    }
+
+    /// Subscribes to a channel, starting after its stored marker (or from
+    /// the default replay option when nothing is stored).
+    pub async fn subscribe(&self, channel: &str) -> Result<(), StreamingError> {
+        let from = start_point(
+            self.store.as_ref(),
+            channel_key(channel),
+            self.default_replay,
+        )
+        .await?;
+        self.subscribe_from(channel, from).await
+    }
+
+    /// Subscribes to a channel from an explicit point, ignoring the store.
+    pub async fn subscribe_from(
+        &self,
+        channel: &str,
+        from: ReplayFrom,
+    ) -> Result<(), StreamingError> {
+        self.extension.set_resume(channel, from);
+        match self.bayeux.subscribe(channel).await {
+            Ok(()) => Ok(()),
+            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error })
+                if is_invalid_replay_id(&error) =>
+            {
+                Err(StreamingError::ReplayIdExpired {
+                    channel,
+                    replay_id: from.as_i64(),
+                })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Unsubscribes from a channel.
+    pub async fn unsubscribe(&self, channel: &str) -> Result<(), StreamingError> {
+        self.bayeux.unsubscribe(channel).await?;
+        self.extension.forget(channel);
+        Ok(())
+    }
+
+    /// Publishes on a channel (generic Bayeux servers; Salesforce refuses
+    /// CometD publishing: use the REST API for platform events).
+    pub async fn publish<T: serde::Serialize>(
+        &self,
+        channel: &str,
+        data: &T,
+    ) -> Result<(), StreamingError> {
+        Ok(self.bayeux.publish(channel, data).await?)
+    }
+
+    /// The replay store.
+    pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
+        &self.store
+    }
+
+    /// Waits until every marker committed so far is in the store.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commits.send(Commit::Flush(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Disconnects, waits (up to 10 s) for pending markers to be stored,
+    /// and releases the store (a file store can be opened again at once).
+    /// Markers committed after this are not stored.
+    pub async fn close(&self) {
+        self.bayeux.disconnect().await;
+        let (tx, rx) = oneshot::channel();
+        if self.commits.send(Commit::Close(tx)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
+    }
+}
+
+/// One received event.
+#[derive(Debug)]
+pub struct StreamMessage {
+    /// The channel it arrived on.
+    pub channel: String,
+    /// Its data, as received.
+    pub data: Box<RawValue>,
+    /// Its replay marker, when it has one.
+    pub marker: Option<ReplayMarker>,
+    commits: Option<mpsc::UnboundedSender<Commit>>,
+}
+
+impl StreamMessage {
+    /// The data as a JSON value.
+    pub fn data_value(&self) -> serde_json::Result<serde_json::Value> {
+        serde_json::from_str(self.data.get())
+    }
+
+    /// The data as one of the typed payloads (`PushTopicEvent`, `ChangeEvent`, …).
+    pub fn data_as<'a, T: serde::Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_str(self.data.get())
+    }
+
+    /// The replay id, when the event has one.
+    pub fn replay_id(&self) -> Option<i64> {
+        self.marker.map(|m| m.replay_id)
+    }
+
+    /// Commits this event's marker (in [`Delivery::Acknowledged`] mode; a
+    /// no-op otherwise). The store never moves backwards, so acknowledging
+    /// out of order never loses a later marker, but a consumer that needs
+    /// "every earlier event handled" must acknowledge in order.
+    pub fn ack(&self) {
+        if let (Some(commits), Some(marker)) = (&self.commits, self.marker) {
+            let _ = commits.send(Commit::Advance(
+                channel_key(&self.channel).to_string(),
+                marker,
+            ));
+        }
+    }
+}
+
+/// The events of the subscribed channels, in order. A subscription that
+/// fails for good (e.g. an expired replay id on an automatic resubscribe
+/// without fallback) yields an error and the stream goes on; an error that
+/// ends the session is the last item.
+#[derive(Debug)]
+pub struct StreamMessages {
+    inner: Messages,
+    delivery: Delivery,
+    commits: mpsc::UnboundedSender<Commit>,
+}
+
+impl StreamMessages {
+    /// Events received and not yet taken.
+    pub fn pending_count(&self) -> usize {
+        self.inner.pending_count()
+    }
+
+    fn convert(
+        &self,
+        item: Result<Message, sfstream_bayeux::Error>,
+    ) -> Result<StreamMessage, StreamingError> {
+        match item {
+            Ok(message) => {
+                let data = message.data.unwrap_or_else(|| {
+                    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null())
+                });
+                let marker = ReplayMarker::from_raw(&data);
+                let key = channel_key(&message.channel).to_string();
+                let commits = match (self.delivery, marker) {
+                    (Delivery::Automatic, Some(marker)) => {
+                        let _ = self.commits.send(Commit::Advance(key, marker));
+                        None
+                    }
+                    (Delivery::Acknowledged, _) => Some(self.commits.clone()),
+                    _ => None,
+                };
+                Ok(StreamMessage {
+                    channel: message.channel,
+                    data,
+                    marker,
+                    commits,
+                })
+            }
+            Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error })
+                if is_invalid_replay_id(&error) =>
+            {
+                let replay_id = error
+                    .message
+                    .split(['{', '}'])
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_default();
+                Err(StreamingError::ReplayIdExpired { channel, replay_id })
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+}
+
+fn unreachable_null() -> Box<RawValue> {
+    serde_json::value::to_raw_value(&serde_json::Value::Null).unwrap_or_default()
+}
+
+impl Stream for StreamMessages {
+    type Item = Result<StreamMessage, StreamingError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match Pin::new(&mut self.inner).poll_next(cx) {
+            Poll::Ready(Some(item)) => Poll::Ready(Some(self.convert(item))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Commit {
+    Advance(String, ReplayMarker),
+    Flush(oneshot::Sender<()>),
+    /// Flush, then stop and release the store.
+    Close(oneshot::Sender<()>),
+}
+
+/// Writes markers to the store in batches (the newest per channel), and
+/// retries when the store fails, so a store outage never loses a marker
+/// that was committed later than the outage began.
+async fn commit_loop(
+    store: Arc<dyn ReplayStore>,
+    mut commits: mpsc::UnboundedReceiver<Commit>,
+    mut notices: mpsc::UnboundedReceiver<Notice>,
+    emit: Emitter,
+) {
+    let mut pending: HashMap<String, ReplayMarker> = HashMap::new();
+    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+    let mut open = true;
+    while open || !pending.is_empty() {
+        if pending.is_empty() && waiters.is_empty() {
+            tokio::select! {
+                commit = commits.recv() => match commit {
+                    Some(commit) => open &= take(commit, &mut pending, &mut waiters),
+                    None => open = false,
+                },
+                Some(notice) = notices.recv() => fallback(&store, &mut pending, notice, &emit).await,
+            }
+        }
+        while open && let Ok(commit) = commits.try_recv() {
+            open &= take(commit, &mut pending, &mut waiters);
+        }
+        while let Ok(notice) = notices.try_recv() {
+            fallback(&store, &mut pending, notice, &emit).await;
+        }
+        if !pending.is_empty() {
+            let batch: Vec<(String, ReplayMarker)> =
+                pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            match store.advance_many(&batch).await {
+                Ok(_) => pending.clear(),
+                Err(error) => {
+                    tracing::warn!(%error, "writing replay markers failed; retrying");
+                    emit.send(StreamEvent::StoreFailed {
+                        error: error.to_string(),
+                    });
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+            }
+        }
+        if open {
+            for waiter in waiters.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+    // Release the store before telling `close` it may reopen it.
+    drop(store);
+    for waiter in waiters {
+        let _ = waiter.send(());
+    }
+}
+
+/// Adds a commit to the batch; returns false when the loop must stop.
+fn take(
+    commit: Commit,
+    pending: &mut HashMap<String, ReplayMarker>,
+    waiters: &mut Vec<oneshot::Sender<()>>,
+) -> bool {
+    match commit {
+        Commit::Advance(channel, marker) => {
+            let newest = pending
+                .get(&channel)
+                .is_none_or(|old| marker.is_newer_than(old));
+            if newest {
+                pending.insert(channel, marker);
+            }
+            true
+        }
+        Commit::Flush(waiter) => {
+            waiters.push(waiter);
+            true
+        }
+        Commit::Close(waiter) => {
+            waiters.push(waiter);
+            false
+        }
+    }
+}
+
+async fn fallback(
+    store: &Arc<dyn ReplayStore>,
+    pending: &mut HashMap<String, ReplayMarker>,
+    notice: Notice,
+    emit: &Emitter,
+) {
+    let Notice::Fallback {
+        channel,
+        expired,
+        fallback,
+    } = notice;
+    tracing::warn!(%channel, expired, ?fallback, "replay id outside the retention window; resubscribing with the fallback");
+    pending.remove(&channel);
+    // The stale marker must go, or every restart would hit the same error.
+    if let Err(error) = store.remove(&channel).await {
+        emit.send(StreamEvent::StoreFailed {
+            error: error.to_string(),
+        });
+    }
+    emit.send(StreamEvent::ReplayFallback {
+        channel,
+        expired_replay_id: expired,
+        fallback,
+    });
+}

@@ -1,0 +1,12 @@
+//! The Streaming API client: PushTopics, Change Data Capture, platform
+//! events and generic channels over CometD, with durable replay.
+
+mod client;
+mod extension;
+pub mod payload;
+
+pub use client::{
+    Delivery, StreamEvent, StreamMessage, StreamMessages, StreamingClient, StreamingClientBuilder,
+    StreamingError,
+};
+pub use extension::is_invalid_replay_id;
