@@ -2,14 +2,14 @@
 # Brings up what the test suite needs beyond cargo, and is quick when all of
 # it is already there (safe to run before every test run):
 #   - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672, started when down;
-#   - <repo>/.venv with crates/emulator/tests/clients/requirements.txt installed;
-#   - crates/emulator/tests/clients/node_modules from its package-lock.json.
+#   - <repo>/.venv with tests/peers/requirements.txt installed;
+#   - tests/peers/node_modules from its package-lock.json.
 # Each install is redone only when its stamp (a hash of the lock/requirements
 # file and the interpreter version) no longer matches.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-clients="$repo/crates/emulator/tests/clients"
+clients="$repo/tests/peers"
 venv="$repo/.venv"
 venv_stamp="$venv/.sfstream-requirements.stamp"
 node_modules="$clients/node_modules"

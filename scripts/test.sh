@@ -9,9 +9,9 @@ cd "$repo"
 
 bash scripts/test-deps.sh
 
-# Where tests find the third-party clients (crates/emulator/tests/third_party_clients.rs).
+# Where tests find the third-party peers (Python clients, Nameko; jsforce, Faye).
 export SFSTREAM_PYTHON="$repo/.venv/bin/python"
-export SFSTREAM_NODE_MODULES="$repo/crates/emulator/tests/clients/node_modules"
+export SFSTREAM_NODE_MODULES="$repo/tests/peers/node_modules"
 
 # Doc tests first, so that the run closes on nextest's summary of the whole
 # suite rather than on the doc-test result of whichever crate comes last.

@@ -121,30 +121,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         stdout.flush()?;
     }
     tracing::info!(url = %emulator.url(), faults = args.faults, "emulated org ready");
-    shutdown_signal().await;
+    super::shutdown_signal().await;
     tracing::info!("stopping");
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
 }

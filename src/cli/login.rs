@@ -15,7 +15,12 @@ pub struct LoginArgs {
     #[arg(long, env = "SALESFORCE_INSTANCE_URL", value_name = "URL")]
     pub instance_url: Option<String>,
     /// A ready access (session) token.
-    #[arg(long, env = "SALESFORCE_ACCESS_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SALESFORCE_ACCESS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub access_token: Option<String>,
     /// Login host [default: https://login.salesforce.com].
     #[arg(long, env = "SALESFORCE_LOGIN_URL", value_name = "URL")]
@@ -27,19 +32,39 @@ pub struct LoginArgs {
     #[arg(long, env = "SALESFORCE_USERNAME", value_name = "U")]
     pub username: Option<String>,
     /// Password; with --consumer-key/--consumer-secret: OAuth username-password, without: SOAP login.
-    #[arg(long, env = "SALESFORCE_PASSWORD", value_name = "P", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SALESFORCE_PASSWORD",
+        value_name = "P",
+        hide_env_values = true
+    )]
     pub password: Option<String>,
     /// Security token appended to the password.
-    #[arg(long, env = "SALESFORCE_SECURITY_TOKEN", value_name = "T", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SALESFORCE_SECURITY_TOKEN",
+        value_name = "T",
+        hide_env_values = true
+    )]
     pub security_token: Option<String>,
     /// Connected app consumer key (OAuth client_id).
     #[arg(long, env = "SALESFORCE_CONSUMER_KEY", value_name = "K")]
     pub consumer_key: Option<String>,
     /// Connected app consumer secret (OAuth client_secret).
-    #[arg(long, env = "SALESFORCE_CONSUMER_SECRET", value_name = "S", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SALESFORCE_CONSUMER_SECRET",
+        value_name = "S",
+        hide_env_values = true
+    )]
     pub consumer_secret: Option<String>,
     /// Refresh token (refresh-token flow, with --consumer-key).
-    #[arg(long, env = "SALESFORCE_REFRESH_TOKEN", value_name = "T", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "SALESFORCE_REFRESH_TOKEN",
+        value_name = "T",
+        hide_env_values = true
+    )]
     pub refresh_token: Option<String>,
     /// PEM private key of the JWT bearer flow (with --username and --consumer-key).
     #[arg(long, env = "SALESFORCE_JWT_KEY_FILE", value_name = "PEM")]
@@ -60,7 +85,9 @@ impl LoginArgs {
     fn login_url(&self) -> anyhow::Result<LoginUrl> {
         match (&self.login_url, self.sandbox) {
             (Some(_), true) => bail!("--login-url and --sandbox cannot be used together"),
-            (Some(url), false) => LoginUrl::parse(url).with_context(|| format!("--login-url {url}")),
+            (Some(url), false) => {
+                LoginUrl::parse(url).with_context(|| format!("--login-url {url}"))
+            }
             (None, true) => Ok(LoginUrl::sandbox()),
             (None, false) => Ok(LoginUrl::production()),
         }
@@ -85,7 +112,8 @@ impl LoginArgs {
         }
         if let Some(path) = &self.jwt_key_file {
             let flow = "--jwt-key-file";
-            let pem = std::fs::read_to_string(path).with_context(|| format!("--jwt-key-file {}", path.display()))?;
+            let pem = std::fs::read_to_string(path)
+                .with_context(|| format!("--jwt-key-file {}", path.display()))?;
             return Ok(Credentials::jwt_bearer(
                 need(&self.username, "--username", flow)?,
                 need(&self.consumer_key, "--consumer-key", flow)?,
@@ -114,8 +142,14 @@ impl LoginArgs {
                 key,
                 Secret::new(consumer_secret),
             )),
-            (None, None) => Ok(Credentials::soap(username, Secret::new(password), secret(&self.security_token))),
-            _ => bail!("the OAuth username-password flow needs both --consumer-key and --consumer-secret"),
+            (None, None) => Ok(Credentials::soap(
+                username,
+                Secret::new(password),
+                secret(&self.security_token),
+            )),
+            _ => bail!(
+                "the OAuth username-password flow needs both --consumer-key and --consumer-secret"
+            ),
         }
     }
 

@@ -1,6 +1,9 @@
 //! Subcommands of `sfstream`.
 
 mod emulator;
+mod listen;
+mod login;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -20,6 +23,10 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Stream events of Salesforce channels to stdout, one JSON object per line.
+    Listen(listen::ListenArgs),
+    /// Inspect and edit replay markers.
+    Replay(replay::ReplayArgs),
     /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
     Emulator(emulator::EmulatorArgs),
 }
@@ -42,6 +49,24 @@ pub fn init_logging(verbose: u8) {
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Listen(args) => listen::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Emulator(args) => emulator::run(args).await,
     }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }

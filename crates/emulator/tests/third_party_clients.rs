@@ -5,7 +5,7 @@
 //! integrations use is shown to work against the emulator unmodified.
 //!
 //! The clients come from `scripts/test-deps.sh`: a virtualenv at
-//! `<repo>/.venv` and `tests/clients/node_modules`. `SFSTREAM_PYTHON` (a
+//! `<repo>/.venv` and `<repo>/tests/peers/node_modules`. `SFSTREAM_PYTHON` (a
 //! Python interpreter) and `SFSTREAM_NODE_MODULES` (a `node_modules`
 //! directory) point elsewhere. A missing client fails its tests.
 
@@ -46,11 +46,13 @@ fn python() -> PathBuf {
     python
 }
 
-/// The `node_modules` holding jsforce: `SFSTREAM_NODE_MODULES`, else `tests/clients/node_modules`.
+/// The `node_modules` holding jsforce: `SFSTREAM_NODE_MODULES`, else `<repo>/tests/peers/node_modules`.
 fn node_modules() -> PathBuf {
     let dir = std::env::var_os("SFSTREAM_NODE_MODULES")
         .map(PathBuf::from)
-        .unwrap_or_else(|| clients_dir().join("node_modules"));
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/node_modules")
+        });
     assert!(
         dir.join("jsforce/package.json").exists(),
         "jsforce is not installed in {}: {SETUP_HINT}",

@@ -1,0 +1,349 @@
+//! `sfstream listen`: a `kcat` for Salesforce. One JSON object per event
+//! per line on stdout; logs and a live status line on stderr; a channel's
+//! replay marker committed only after its line was written and flushed.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use parking_lot::Mutex;
+use serde_json::value::RawValue;
+use sfstream_bayeux::{ClientEvent, HandshakeReason};
+use sfstream_salesforce::replay::{ReplayFrom, open_store};
+use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError};
+
+use super::login::LoginArgs;
+
+/// Options of `sfstream listen`.
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  sfstream listen --sandbox --username me@example.com /topic/ContactChanges
+  SALESFORCE_ACCESS_TOKEN=... sfstream listen --instance-url https://acme.my.salesforce.com /data/ChangeEvents
+  sfstream listen --replay-store file:markers.redb --replay ALL --max-events 100 /event/Order__e
+  sfstream listen --cometd-url http://127.0.0.1:8000/bayeux /chat/room
+
+stdout: one {\"channel\": ..., \"data\": ...} object per line. Exit status: 0 when
+--max-events was reached or on Ctrl-C, 1 on a fatal error (one line on stderr).")]
+pub struct ListenArgs {
+    #[command(flatten)]
+    login: LoginArgs,
+    /// Channels: /topic/<PushTopic>, /data/ChangeEvents, /data/<Object>ChangeEvent, /event/<Name>__e, /u/<channel>.
+    #[arg(required = true, value_name = "CHANNEL")]
+    channels: Vec<String>,
+    /// Any Bayeux server at URL (no Salesforce login, no replay).
+    #[arg(long, env = "SALESFORCE_COMETD_URL", value_name = "URL")]
+    cometd_url: Option<String>,
+    /// Where replay markers live: memory: | file:PATH | redis://HOST:PORT/DB.
+    #[arg(
+        long,
+        env = "SALESFORCE_REPLAY_STORE",
+        value_name = "URI",
+        default_value = "memory:"
+    )]
+    replay_store: String,
+    /// Start point when nothing is stored for a channel: NEW, ALL or a replay id.
+    #[arg(
+        long,
+        env = "SALESFORCE_REPLAY",
+        value_name = "NEW|ALL|ID",
+        default_value = "NEW"
+    )]
+    replay: ReplayFrom,
+    /// On an expired replay id, resubscribe with this (default: exit non-zero).
+    #[arg(long, env = "SALESFORCE_REPLAY_FALLBACK", value_name = "NEW|ALL")]
+    replay_fallback: Option<ReplayFrom>,
+    /// Exit 0 after writing N events.
+    #[arg(long, env = "SALESFORCE_MAX_EVENTS", value_name = "N")]
+    max_events: Option<u64>,
+    /// Give up when no connection could be (re-)established for this many seconds.
+    #[arg(
+        long,
+        env = "SALESFORCE_CONNECTION_TIMEOUT",
+        value_name = "SECS",
+        default_value_t = 60
+    )]
+    connection_timeout: u64,
+    /// Most received events buffered before polling pauses.
+    #[arg(long, value_name = "N", default_value_t = 5_000)]
+    max_pending: usize,
+    /// No live status line on stderr, even on a terminal.
+    #[arg(long)]
+    no_status: bool,
+}
+
+/// An event ready to be written, with what commits its marker afterwards.
+struct Received {
+    channel: String,
+    data: Box<RawValue>,
+    replay_id: Option<i64>,
+    commit: Option<StreamMessage>,
+}
+
+type Source = BoxStream<'static, anyhow::Result<Received>>;
+
+/// Counters behind the status line.
+#[derive(Default)]
+struct Status {
+    events: AtomicU64,
+    reconnects: AtomicU64,
+    last: Mutex<BTreeMap<String, i64>>,
+}
+
+/// Runs `sfstream listen`.
+pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
+    if let Some(fallback) = args.replay_fallback
+        && !matches!(fallback, ReplayFrom::New | ReplayFrom::All)
+    {
+        bail!("--replay-fallback takes NEW or ALL, not a replay id");
+    }
+    let status = Arc::new(Status::default());
+    let (source, closer) = match &args.cometd_url {
+        Some(url) => generic_source(url, &args.channels, &args).await?,
+        None => salesforce_source(&args, status.clone()).await?,
+    };
+    let ticker = (!args.no_status && std::io::stderr().is_terminal())
+        .then(|| tokio::spawn(status_line(status.clone())));
+    let outcome = pump(source, &args, &status).await;
+    if let Some(ticker) = ticker {
+        ticker.abort();
+        eprint!("\r\x1b[2K");
+    }
+    closer.close().await;
+    outcome.map(|()| ExitCode::SUCCESS)
+}
+
+/// How to end the session cleanly (and store the last markers).
+enum Closer {
+    Salesforce(StreamingClient),
+    Generic(sfstream_bayeux::Client),
+}
+
+impl Closer {
+    async fn close(self) {
+        match self {
+            Closer::Salesforce(client) => client.close().await,
+            Closer::Generic(client) => client.disconnect().await,
+        }
+    }
+}
+
+async fn salesforce_source(
+    args: &ListenArgs,
+    status: Arc<Status>,
+) -> anyhow::Result<(Source, Closer)> {
+    let authenticator = args.login.authenticator()?;
+    let store = open_store(&args.replay_store)
+        .await
+        .context("--replay-store")?;
+    let (client, events) = StreamingClient::builder(authenticator)
+        .replay_store(store)
+        .default_replay(args.replay)
+        .replay_fallback(args.replay_fallback)
+        .delivery(Delivery::Acknowledged)
+        .max_pending(args.max_pending)
+        .connection_timeout(Some(Duration::from_secs(args.connection_timeout)))
+        .on_event(move |event| log_event(event, &status))
+        .connect()
+        .await
+        .map_err(|e| anyhow!(explain(&e)))?;
+    for channel in &args.channels {
+        client
+            .subscribe(channel)
+            .await
+            .map_err(|e| anyhow!("cannot subscribe to {channel}: {}", explain(&e)))?;
+        tracing::info!(%channel, "subscribed");
+    }
+    let source = events
+        .map(|item| match item {
+            Ok(message) => Ok(Received {
+                channel: message.channel.clone(),
+                data: message.data.clone(),
+                replay_id: message.replay_id(),
+                commit: Some(message),
+            }),
+            Err(error) => Err(anyhow!(explain(&error))),
+        })
+        .boxed();
+    Ok((source, Closer::Salesforce(client)))
+}
+
+async fn generic_source(
+    url: &str,
+    channels: &[String],
+    args: &ListenArgs,
+) -> anyhow::Result<(Source, Closer)> {
+    let (client, messages) = sfstream_bayeux::Client::builder(url)
+        .max_pending(args.max_pending)
+        .connection_timeout(Some(Duration::from_secs(args.connection_timeout)))
+        .connect()
+        .await
+        .with_context(|| format!("cannot connect to {url}"))?;
+    for channel in channels {
+        client
+            .subscribe(channel)
+            .await
+            .with_context(|| format!("cannot subscribe to {channel}"))?;
+    }
+    let source = messages
+        .map(|item| {
+            let message = item?;
+            let data = match message.data {
+                Some(data) => data,
+                None => RawValue::from_string("null".into())?,
+            };
+            Ok(Received {
+                channel: message.channel,
+                data,
+                replay_id: None,
+                commit: None,
+            })
+        })
+        .boxed();
+    Ok((source, Closer::Generic(client)))
+}
+
+/// A one-line reason for a streaming error, with what to do when obvious.
+fn explain(error: &StreamingError) -> String {
+    match error {
+        StreamingError::ReplayIdExpired { channel, replay_id } => format!(
+            "the stored replay id {replay_id} of {channel} is outside the retention window; \
+             rerun with --replay-fallback ALL (or NEW), or reset it with `sfstream replay reset`"
+        ),
+        other => other.to_string(),
+    }
+}
+
+fn log_event(event: &StreamEvent, status: &Status) {
+    match event {
+        StreamEvent::Connection(ClientEvent::Handshaken { reason, .. })
+            if *reason != HandshakeReason::Initial =>
+        {
+            status.reconnects.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(?reason, "handshaken again");
+        }
+        StreamEvent::Connection(ClientEvent::ConnectionFailed {
+            error, retry_in, ..
+        }) => {
+            tracing::warn!(%error, ?retry_in, "connection failed");
+        }
+        StreamEvent::ReplayFallback {
+            channel,
+            expired_replay_id,
+            fallback,
+        } => {
+            tracing::warn!(%channel, expired_replay_id, %fallback, "replay id expired; resubscribed with the fallback")
+        }
+        StreamEvent::StoreFailed { error } => {
+            tracing::warn!(%error, "storing replay markers failed; retrying")
+        }
+        StreamEvent::LoggedIn { instance_url } => tracing::info!(%instance_url, "logged in"),
+        _ => {}
+    }
+}
+
+/// Most events written between two flushes.
+const BATCH: usize = 1_000;
+
+/// Writes events as they come, a batch at a time: write every line, flush,
+/// then commit the markers of what was written.
+async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow::Result<()> {
+    let limit = args.max_events.unwrap_or(u64::MAX);
+    let mut written = 0u64;
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let mut batch: Vec<Received> = Vec::with_capacity(BATCH);
+    let mut line = Vec::with_capacity(1024);
+    let shutdown = super::shutdown_signal();
+    tokio::pin!(shutdown);
+    while written < limit {
+        let first = tokio::select! {
+            item = source.next() => item,
+            _ = &mut shutdown => {
+                tracing::info!("stopping");
+                return Ok(());
+            }
+        };
+        let Some(first) = first else {
+            bail!("the stream ended");
+        };
+        batch.push(first?);
+        while batch.len() < BATCH && written + (batch.len() as u64) < limit {
+            match source.next().now_or_never() {
+                Some(Some(item)) => batch.push(item?),
+                _ => break,
+            }
+        }
+        for event in &batch {
+            line.clear();
+            line.extend_from_slice(b"{\"channel\":");
+            serde_json::to_writer(&mut line, &event.channel)?;
+            line.extend_from_slice(b",\"data\":");
+            line.extend_from_slice(event.data.get().as_bytes());
+            line.extend_from_slice(b"}\n");
+            if let Err(error) = out.write_all(&line) {
+                return stdout_closed(error);
+            }
+        }
+        if let Err(error) = out.flush() {
+            return stdout_closed(error);
+        }
+        written += batch.len() as u64;
+        status.events.store(written, Ordering::Relaxed);
+        {
+            let mut last = status.last.lock();
+            for event in &batch {
+                if let Some(id) = event.replay_id {
+                    last.insert(event.channel.clone(), id);
+                }
+            }
+        }
+        for event in batch.drain(..) {
+            if let Some(message) = event.commit {
+                message.ack();
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A closed stdout (e.g. `| head`) ends the run quietly; what was not
+/// written is not committed.
+fn stdout_closed(error: std::io::Error) -> anyhow::Result<()> {
+    if error.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(error).context("writing to stdout")
+    }
+}
+
+async fn status_line(status: Arc<Status>) {
+    let started = Instant::now();
+    let mut previous = (Instant::now(), 0u64);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tick.tick().await;
+        let events = status.events.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let rate =
+            (events - previous.1) as f64 / now.duration_since(previous.0).as_secs_f64().max(1e-3);
+        previous = (now, events);
+        let last: Vec<String> = status
+            .last
+            .lock()
+            .iter()
+            .map(|(c, id)| format!("{c} #{id}"))
+            .collect();
+        eprint!(
+            "\r\x1b[2K{events} events | {rate:.0}/s | {} reconnects | {}s | {}",
+            status.reconnects.load(Ordering::Relaxed),
+            started.elapsed().as_secs(),
+            last.join(", ")
+        );
+    }
+}
