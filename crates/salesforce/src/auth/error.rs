@@ -8,6 +8,9 @@ pub(crate) const BODY_EXCERPT_CHARS: usize = 200;
 /// What replaces a secret found in text an error would carry.
 const REDACTED: &str = "<redacted>";
 
+/// Shortest secret scrubbed from server text.
+const MIN_SCRUBBED_LEN: usize = 6;
+
 /// Why a login failed.
 ///
 /// No variant ever carries a password, security token, consumer secret,
@@ -139,9 +142,11 @@ impl Redactor {
         redactor
     }
 
-    /// Adds a secret given as plain text.
+    /// Adds a secret given as plain text. Secrets shorter than
+    /// [`MIN_SCRUBBED_LEN`] are left alone: replacing every `p` or `token`
+    /// would mangle messages (`htt<redacted>://`) and protect nothing.
     pub(crate) fn add(&mut self, secret: &str) {
-        if secret.is_empty() {
+        if secret.chars().count() < MIN_SCRUBBED_LEN {
             return;
         }
         let forms = [
@@ -213,6 +218,13 @@ mod tests {
             scrubbed,
             "a <redacted> b <redacted> c <redacted> d <redacted>"
         );
+    }
+
+    #[test]
+    fn very_short_secrets_do_not_mangle_messages() {
+        let redactor = Redactor::new([&Secret::new("p"), &Secret::new("token")]);
+        let text = "cannot connect to http://127.0.0.1:1: security token refused";
+        assert_eq!(redactor.scrub(text), text);
     }
 
     #[test]

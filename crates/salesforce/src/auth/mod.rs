@@ -278,7 +278,7 @@ impl Authenticator {
                 instance_url = %session.instance_url,
                 "Salesforce login succeeded"
             ),
-            Err(error) => tracing::info!(flow, %error, "Salesforce login failed"),
+            Err(error) => tracing::debug!(flow, %error, "Salesforce login failed"),
         }
         outcome
     }
