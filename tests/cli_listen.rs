@@ -1,0 +1,399 @@
+//! `sfstream listen` and `sfstream replay`, run as the real binary against
+//! an in-process emulator: output lines, markers, restarts, SIGKILL, and
+//! every fatal error exit.
+
+use std::collections::BTreeSet;
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sfstream_emulator::{Emulator, EmulatorConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
+const TOPIC: &str = "/topic/ContactChanges";
+
+async fn org() -> Emulator {
+    let mut config = EmulatorConfig::for_tests();
+    config.connect_hold = Duration::from_secs(1);
+    let emulator = Emulator::start(config).await.expect("emulator");
+    let org = emulator.org();
+    let topic = json!({"Name": "ContactChanges", "Query": "SELECT Id, Name FROM Contact", "ApiVersion": 62.0});
+    org.create_record(
+        "PushTopic",
+        topic.as_object().cloned().unwrap_or_default(),
+        &org.user_id(),
+    )
+    .expect("topic");
+    emulator
+}
+
+fn contacts(emulator: &Emulator, n: usize) {
+    let org = emulator.org();
+    for i in 0..n {
+        let fields = json!({"LastName": format!("C{i}")});
+        org.create_record(
+            "Contact",
+            fields.as_object().cloned().unwrap_or_default(),
+            &org.user_id(),
+        )
+        .expect("contact");
+    }
+}
+
+/// `sfstream listen` logging in to the emulator with the OAuth password flow (secrets from the environment).
+fn listen(emulator: &Emulator, args: &[&str]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("listen")
+        .args([
+            "--login-url",
+            &emulator.url(),
+            "--username",
+            "emulator@example.com",
+        ])
+        .args([
+            "--consumer-key",
+            "emulator-consumer-key",
+            "--connection-timeout",
+            "10",
+            "--no-status",
+        ])
+        .args(args)
+        .env("SALESFORCE_PASSWORD", "password")
+        .env("SALESFORCE_SECURITY_TOKEN", "token")
+        .env("SALESFORCE_CONSUMER_SECRET", "emulator-consumer-secret")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(mut command: Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("finishes within 60 s")
+        .expect("runs")
+}
+
+fn lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn replay_id(line: &Value) -> i64 {
+    line["data"]["event"]["replayId"]
+        .as_i64()
+        .expect("replay id")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn writes_one_json_object_per_event_and_resumes_from_the_file_store() {
+    let emulator = org().await;
+    contacts(&emulator, 5);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("file:{}", dir.path().join("m.redb").display());
+
+    let first = run(listen(
+        &emulator,
+        &[
+            "--replay",
+            "ALL",
+            "--replay-store",
+            &store,
+            "--max-events",
+            "3",
+            TOPIC,
+        ],
+    ))
+    .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let events = lines(&first);
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["channel"], TOPIC);
+    assert_eq!(events[0]["data"]["event"]["type"], "created");
+    assert_eq!(events[0]["data"]["sobject"]["Name"], "C0");
+    assert_eq!(
+        events[0].as_object().map(|o| o.len()),
+        Some(2),
+        "exactly channel and data"
+    );
+
+    let second = run(listen(
+        &emulator,
+        &[
+            "--replay",
+            "ALL",
+            "--replay-store",
+            &store,
+            "--max-events",
+            "2",
+            TOPIC,
+        ],
+    ))
+    .await;
+    assert!(second.status.success(), "{}", stderr(&second));
+    let more = lines(&second);
+    assert_eq!(
+        more[0]["data"]["sobject"]["Name"], "C3",
+        "resumed after the stored marker"
+    );
+    assert_eq!(more[1]["data"]["sobject"]["Name"], "C4");
+
+    let shown = run({
+        let mut c = Command::new(BIN);
+        c.args(["replay", "show", "--replay-store", &store]);
+        c
+    })
+    .await;
+    assert!(shown.status.success());
+    let markers = lines(&shown);
+    assert_eq!(
+        markers,
+        vec![
+            json!({"channel": TOPIC, "replay_id": replay_id(&more[1]), "created": markers[0]["created"]})
+        ]
+    );
+
+    let set = run({
+        let mut c = Command::new(BIN);
+        c.args([
+            "replay",
+            "set",
+            "--replay-store",
+            &store,
+            TOPIC,
+            &replay_id(&events[0]).to_string(),
+        ]);
+        c
+    })
+    .await;
+    assert!(set.status.success());
+    let again = run(listen(
+        &emulator,
+        &["--replay-store", &store, "--max-events", "1", TOPIC],
+    ))
+    .await;
+    assert_eq!(
+        lines(&again)[0]["data"]["sobject"]["Name"],
+        "C1",
+        "set moved the marker back"
+    );
+
+    let reset = run({
+        let mut c = Command::new(BIN);
+        c.args(["replay", "reset", "--replay-store", &store, TOPIC]);
+        c
+    })
+    .await;
+    assert!(reset.status.success());
+    let missing = run({
+        let mut c = Command::new(BIN);
+        c.args(["replay", "show", "--replay-store", &store, TOPIC]);
+        c
+    })
+    .await;
+    assert_eq!(missing.status.code(), Some(3));
+}
+
+#[tokio::test]
+async fn killed_with_sigkill_and_restarted_it_loses_nothing() {
+    let emulator = org().await;
+    contacts(&emulator, 2_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("file:{}", dir.path().join("m.redb").display());
+    let mut seen = BTreeSet::new();
+    for kill_after in [300usize, 700, 1_200] {
+        let mut child = listen(
+            &emulator,
+            &["--replay", "ALL", "--replay-store", &store, TOPIC],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+        let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut read = 0;
+        // Kill it mid-stream (or once it has caught up and gone quiet).
+        while read < kill_after {
+            let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_secs(3), out.next_line()).await
+            else {
+                break;
+            };
+            seen.insert(replay_id(&serde_json::from_str(&line).expect("json")));
+            read += 1;
+        }
+        child.start_kill().expect("SIGKILL");
+        let _ = child.wait().await;
+        // Lines it wrote before dying count as delivered.
+        while let Ok(Some(line)) = out.next_line().await {
+            if let Ok(value) = serde_json::from_str::<Value>(&line) {
+                seen.insert(replay_id(&value));
+            }
+        }
+        contacts(&emulator, 100);
+    }
+    let total = 2_000 + 3 * 100;
+    // A last run catches up with everything not yet written.
+    let mut child = listen(
+        &emulator,
+        &["--replay", "ALL", "--replay-store", &store, TOPIC],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    while seen.len() < total {
+        match tokio::time::timeout(Duration::from_secs(10), out.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                seen.insert(replay_id(&serde_json::from_str(&line).expect("json")));
+            }
+            _ => break,
+        }
+    }
+    child.start_kill().expect("kill");
+    assert_eq!(seen.len(), total, "events lost across SIGKILLs");
+}
+
+#[tokio::test]
+async fn fatal_errors_exit_non_zero_with_one_line_and_no_secret() {
+    let emulator = org().await;
+
+    let mut bad = listen(&emulator, &[TOPIC]);
+    bad.env("SALESFORCE_PASSWORD", "not-the-password-123");
+    let output = run(bad).await;
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(
+        text.starts_with("error: login failed") && text.contains("authentication failure"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(
+        !text.contains("not-the-password-123") && !text.contains("emulator-consumer-secret"),
+        "{text}"
+    );
+
+    let output = run(listen(&emulator, &["/topic/Nope"])).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("does not exist {/topic/Nope}"),
+        "{}",
+        stderr(&output)
+    );
+
+    // An expired stored replay id: a clear exit without fallback, events with it.
+    contacts(&emulator, 3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = format!("file:{}", dir.path().join("m.redb").display());
+    let first = run(listen(
+        &emulator,
+        &[
+            "--replay",
+            "ALL",
+            "--replay-store",
+            &store,
+            "--max-events",
+            "1",
+            TOPIC,
+        ],
+    ))
+    .await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    let latest = emulator
+        .org()
+        .streaming
+        .channel_state(TOPIC)
+        .map(|(l, _)| l)
+        .expect("channel");
+    emulator
+        .org()
+        .streaming
+        .expire(Some(TOPIC), Some(latest - 1));
+    let output = run(listen(&emulator, &["--replay-store", &store, TOPIC])).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("outside the retention window")
+            && stderr(&output).contains("--replay-fallback")
+    );
+    let output = run(listen(
+        &emulator,
+        &[
+            "--replay-store",
+            &store,
+            "--replay-fallback",
+            "ALL",
+            "--max-events",
+            "1",
+            TOPIC,
+        ],
+    ))
+    .await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(replay_id(&lines(&output)[0]), latest);
+
+    let mut unreachable = Command::new(BIN);
+    unreachable
+        .args([
+            "listen",
+            "--login-url",
+            "http://127.0.0.1:1",
+            "--username",
+            "u",
+            "--password",
+            "p",
+            TOPIC,
+        ])
+        .env("RUST_LOG", "off");
+    let output = run(unreachable).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("cannot reach the login server"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut insecure = Command::new(BIN);
+    insecure.args([
+        "listen",
+        "--login-url",
+        "http://example.com",
+        "--username",
+        "u",
+        "--password",
+        "p",
+        TOPIC,
+    ]);
+    let output = run(insecure).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("plain http://"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut no_login = Command::new(BIN);
+    no_login
+        .args(["listen", TOPIC])
+        .env_remove("SALESFORCE_USERNAME");
+    let output = run(no_login).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no login given"),
+        "{}",
+        stderr(&output)
+    );
+
+    let mut usage = Command::new(BIN);
+    usage.args(["listen", "--replay", "sometimes", TOPIC]);
+    assert_eq!(run(usage).await.status.code(), Some(2));
+}
