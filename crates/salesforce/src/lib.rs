@@ -1,12 +1,15 @@
 //! Salesforce for sfstream: every login flow, replay markers and their
-//! stores, and the Streaming API client.
+//! stores, the Streaming API client, and the REST API client with
+//! PushTopic declarations.
 
 pub mod auth;
 pub mod replay;
+pub mod rest;
 mod secret;
 pub mod streaming;
 
 pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
+pub use rest::{RestError, SalesforceClient};
 pub use secret::Secret;
 pub use streaming::{
     Delivery, StreamEvent, StreamMessage, StreamMessages, StreamingClient, StreamingClientBuilder,

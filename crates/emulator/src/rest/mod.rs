@@ -1,10 +1,13 @@
 //! The REST API under `/services/data/vXX.X/`: records, describes, SOQL
-//! queries with paging, limits, platform event publishing and generic
-//! streaming pushes. Every response carries `Sforce-Limit-Info`.
+//! queries with paging, SOSL search, sObject collections and composite
+//! batch, limits, platform event publishing and generic streaming pushes.
+//! Every response carries `Sforce-Limit-Info`.
 
+mod composite;
 mod describe;
 mod query;
 mod records;
+mod search;
 
 pub use query::QueryCursors;
 
@@ -67,6 +70,13 @@ pub fn version_served(version: &str) -> bool {
 
 /// Routes of the REST API.
 pub fn routes(org: &Arc<Org>) -> Router<Arc<Org>> {
+    api_resources()
+        .merge(composite::routes())
+        .layer(middleware::from_fn_with_state(org.clone(), limit_info))
+}
+
+/// Every resource except `composite/`: what a composite batch may call.
+fn api_resources() -> Router<Arc<Org>> {
     Router::new()
         .route("/services/data", get(versions))
         .route("/services/data/{version}", get(resources))
@@ -74,7 +84,7 @@ pub fn routes(org: &Arc<Org>) -> Router<Arc<Org>> {
         .merge(describe::routes())
         .merge(records::routes())
         .merge(query::routes())
-        .layer(middleware::from_fn_with_state(org.clone(), limit_info))
+        .merge(search::routes())
 }
 
 /// Adds `Sforce-Limit-Info` to every REST response and counts the request.
