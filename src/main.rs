@@ -8,7 +8,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_logging(args.verbose);
+    cli::init_logging(args.verbose, args.quiet_by_default());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

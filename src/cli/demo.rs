@@ -18,7 +18,8 @@ use sfstream_salesforce::replay::{FileStore, ReplayFrom, ReplayStore};
 use sfstream_salesforce::rest::SobjectTopic;
 use sfstream_salesforce::streaming::payload::PushTopicEvent;
 use sfstream_salesforce::{
-    Authenticator, Credentials, Delivery, LoginUrl, SalesforceClient, Secret, StreamMessages, StreamingClient,
+    Authenticator, Credentials, Delivery, LoginUrl, SalesforceClient, Secret, StreamMessages,
+    StreamingClient,
 };
 
 /// Options of `sfstream demo`.
@@ -39,10 +40,15 @@ pub struct DemoArgs {
 pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let temp = tempfile::tempdir().context("creating a temporary directory")?;
     let path = match &args.replay_store {
-        Some(uri) => uri.strip_prefix("file:").context("--replay-store must be file:PATH")?.into(),
+        Some(uri) => uri
+            .strip_prefix("file:")
+            .context("--replay-store must be file:PATH")?
+            .into(),
         None => temp.path().join("markers.redb"),
     };
-    let emulator = Emulator::start(EmulatorConfig::default()).await.context("starting the emulated org")?;
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .await
+        .context("starting the emulated org")?;
     eprintln!("● emulated Salesforce org on {}", emulator.url());
 
     let login = Authenticator::new(Credentials::password(
@@ -56,9 +62,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let rest = SalesforceClient::new(login.clone());
 
     let topic = SobjectTopic::new("Contact").exclude_current_user(false);
-    let outcome = rest.declare_sobject_topic(&topic).await.context("declaring the Contact PushTopic")?;
-    let channel = format!("/topic/{}", topic.topic_name());
-    eprintln!("● PushTopic {} declared ({outcome:?})", topic.topic_name());
+    let declared = rest
+        .declare_sobject_topic(&topic)
+        .await
+        .context("declaring the Contact PushTopic")?;
+    let channel = declared.channel.clone();
+    eprintln!("● PushTopic {}: {}", declared.name, declared.query);
 
     let store: Arc<dyn ReplayStore> = Arc::new(FileStore::open(&path)?);
     eprintln!("● replay markers in {}", path.display());
@@ -71,7 +80,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         let fields = json!({"FirstName": "Ada", "LastName": format!("Lovelace {i}"), "Email": format!("ada{i}@example.com")});
         ids.push(rest.create("Contact", &fields).await?);
     }
-    rest.update("Contact", &ids[0], &json!({"Email": "countess@example.com"})).await?;
+    rest.update(
+        "Contact",
+        &ids[0],
+        &json!({"Email": "countess@example.com"}),
+    )
+    .await?;
     rest.delete("Contact", &ids[ids.len() - 1]).await?;
     let expected = ids.len() + 2;
     print_events(&mut events, expected).await?;
@@ -80,8 +94,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     drop((client, events, store));
     eprintln!("\n● stopped; stored marker: replay id {}", marker.replay_id);
 
-    let late = rest.create("Contact", &json!({"LastName": "Hopper", "FirstName": "Grace"})).await?;
-    rest.update("Contact", &late, &json!({"Title": "Rear Admiral"})).await?;
+    let late = rest
+        .create(
+            "Contact",
+            &json!({"LastName": "Hopper", "FirstName": "Grace"}),
+        )
+        .await?;
+    rest.update("Contact", &late, &json!({"Title": "Rear Admiral"}))
+        .await?;
     eprintln!("● while stopped: created and updated Grace Hopper");
 
     let store: Arc<dyn ReplayStore> = Arc::new(FileStore::open(&path)?);
@@ -91,13 +111,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let replayed = print_events(&mut events, 2).await?;
     client.close().await;
     if replayed.first().is_none_or(|id| *id <= marker.replay_id) {
-        bail!("the restart did not resume after replay id {}", marker.replay_id);
+        bail!(
+            "the restart did not resume after replay id {}",
+            marker.replay_id
+        );
     }
-    eprintln!("\n● nothing lost, nothing repeated: resumed after replay id {}", marker.replay_id);
+    eprintln!(
+        "\n● nothing lost, nothing repeated: resumed after replay id {}",
+        marker.replay_id
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-async fn connect(login: &Authenticator, store: Arc<dyn ReplayStore>) -> anyhow::Result<(StreamingClient, StreamMessages)> {
+async fn connect(
+    login: &Authenticator,
+    store: Arc<dyn ReplayStore>,
+) -> anyhow::Result<(StreamingClient, StreamMessages)> {
     let connected = StreamingClient::builder(login.clone())
         .replay_store(store)
         .default_replay(ReplayFrom::New)
@@ -116,8 +145,16 @@ async fn print_events(events: &mut StreamMessages, n: usize) -> anyhow::Result<V
             .context("no notification within 30 s")?
             .context("the stream ended")??;
         let data: PushTopicEvent = event.data_as()?;
-        let name = data.sobject.get("Name").and_then(|v| v.as_str()).unwrap_or("");
-        let id = data.sobject.get("Id").and_then(|v| v.as_str()).unwrap_or("");
+        let name = data
+            .sobject
+            .get("Name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
+        let id = data
+            .sobject
+            .get("Id")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         println!(
             "  #{:<4} {:<9} Contact {id} {name}",
             data.event.replay_id,

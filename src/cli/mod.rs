@@ -1,9 +1,13 @@
 //! Subcommands of `sfstream`.
 
+mod demo;
 mod emulator;
 mod listen;
 mod login;
+mod publish;
+mod query;
 mod replay;
+mod topics;
 
 use std::process::ExitCode;
 
@@ -23,17 +27,34 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the whole product on an emulated org: declare a topic, stream, change records, restart.
+    Demo(demo::DemoArgs),
     /// Stream events of Salesforce channels to stdout, one JSON object per line.
     Listen(listen::ListenArgs),
+    /// List, declare and delete PushTopics.
+    Topics(topics::TopicsArgs),
+    /// Run a SOQL query; one JSON record per line.
+    Query(query::QueryArgs),
+    /// Publish a platform event or push a generic streaming event.
+    Publish(publish::PublishArgs),
     /// Inspect and edit replay markers.
     Replay(replay::ReplayArgs),
     /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
     Emulator(emulator::EmulatorArgs),
 }
 
+impl Cli {
+    /// Whether only warnings are logged unless -v is given (the demo
+    /// tells its own story on stderr).
+    pub fn quiet_by_default(&self) -> bool {
+        matches!(self.command, Command::Demo(_))
+    }
+}
+
 /// Logs go to stderr, so stdout stays for data.
-pub fn init_logging(verbose: u8) {
+pub fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "warn",
         0 => "info",
         1 => "debug",
         _ => "trace",
@@ -49,7 +70,11 @@ pub fn init_logging(verbose: u8) {
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo(args) => demo::run(args).await,
         Command::Listen(args) => listen::run(args).await,
+        Command::Topics(args) => topics::run(args).await,
+        Command::Query(args) => query::run(args).await,
+        Command::Publish(args) => publish::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Emulator(args) => emulator::run(args).await,
     }

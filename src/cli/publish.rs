@@ -27,17 +27,23 @@ pub struct PublishArgs {
 pub async fn run(args: PublishArgs) -> anyhow::Result<ExitCode> {
     let client = SalesforceClient::new(args.login.authenticator()?);
     if let Some(event_type) = args.channel.strip_prefix("/event/") {
-        let fields: Value = serde_json::from_str(&args.payload).context("the payload of a platform event must be a JSON object")?;
+        let fields: Value = serde_json::from_str(&args.payload)
+            .context("the payload of a platform event must be a JSON object")?;
         if !fields.is_object() {
             bail!("the payload of a platform event must be a JSON object");
         }
         let id = client.publish_event(event_type, &fields).await?;
         println!("{}", json!({"channel": args.channel, "id": id}));
     } else if args.channel.starts_with("/u/") {
-        let fanout = client.push_generic(&args.channel, &[args.payload.as_str()]).await?;
+        let fanout = client
+            .push_generic(&args.channel, &[args.payload.as_str()])
+            .await?;
         println!("{}", json!({"channel": args.channel, "fanout": fanout}));
     } else {
-        bail!("{} is neither a platform event channel (/event/<Name>__e) nor a generic channel (/u/<name>)", args.channel);
+        bail!(
+            "{} is neither a platform event channel (/event/<Name>__e) nor a generic channel (/u/<name>)",
+            args.channel
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -28,7 +28,11 @@ pub struct QueryArgs {
 /// Runs `sfstream query`.
 pub async fn run(args: QueryArgs) -> anyhow::Result<ExitCode> {
     let client = SalesforceClient::new(args.login.authenticator()?);
-    let mut records = if args.all { client.query_all(args.soql) } else { client.query(args.soql) };
+    let mut records = if args.all {
+        client.query_all(args.soql)
+    } else {
+        client.query(args.soql)
+    };
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     while let Some(record) = records.next().await {
         let record = record?;

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sfstream_salesforce::SalesforceClient;
-use sfstream_salesforce::rest::{NotifyForFields, NotifyForOperations, PushTopic, PushTopicSpec, SobjectTopic};
+use sfstream_salesforce::rest::{
+    DeclareOutcome, NotifyForFields, NotifyForOperations, PushTopic, PushTopicSpec, SobjectTopic,
+};
 
 use super::login::LoginArgs;
 
@@ -54,7 +56,8 @@ impl Notify {
 }
 
 fn parse_notify_for_fields(text: &str) -> Result<NotifyForFields, String> {
-    NotifyForFields::parse(text).ok_or_else(|| format!("{text:?} is not All, Referenced, Select or Where"))
+    NotifyForFields::parse(text)
+        .ok_or_else(|| format!("{text:?} is not All, Referenced, Select or Where"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,9 +96,17 @@ enum Action {
     },
 }
 
+fn outcome_word(outcome: &DeclareOutcome) -> &'static str {
+    match outcome {
+        DeclareOutcome::Created(_) => "created",
+        DeclareOutcome::Updated(_) => "updated",
+        DeclareOutcome::Unchanged(_) => "unchanged",
+    }
+}
+
 fn topic_json(topic: &PushTopic) -> serde_json::Value {
     json!({
-        "id": topic.id(),
+        "id": topic.id,
         "name": topic.name,
         "channel": topic.channel(),
         "query": topic.query,
@@ -113,13 +124,21 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", topic_json(&topic));
             }
         }
-        Action::Declare { name, query, notify } => {
-            let mut spec = PushTopicSpec::new(name, query).notify_for_operations(notify.operations());
+        Action::Declare {
+            name,
+            query,
+            notify,
+        } => {
+            let mut spec =
+                PushTopicSpec::new(name, query).notify_for_operations(notify.operations());
             if let Some(mode) = notify.notify_for_fields {
                 spec = spec.notify_for_fields(mode);
             }
             let outcome = client.declare_topic(&spec).await?;
-            println!("{}", json!({"channel": spec.channel(), "outcome": format!("{outcome:?}")}));
+            println!(
+                "{}",
+                json!({"channel": spec.channel(), "outcome": outcome_word(&outcome)})
+            );
         }
         Action::DeclareSobject {
             sobject,
@@ -138,8 +157,11 @@ pub async fn run(args: TopicsArgs) -> anyhow::Result<ExitCode> {
             if let Some(mode) = notify.notify_for_fields {
                 topic = topic.notify_for_fields(mode);
             }
-            let outcome = client.declare_sobject_topic(&topic).await?;
-            println!("{}", json!({"channel": format!("/topic/{}", topic.topic_name()), "outcome": format!("{outcome:?}")}));
+            let declared = client.declare_sobject_topic(&topic).await?;
+            println!(
+                "{}",
+                json!({"channel": declared.channel, "query": declared.query, "outcome": outcome_word(&declared.outcome)})
+            );
         }
         Action::Delete { name } => {
             if !client.delete_topic(&name).await? {
