@@ -281,3 +281,68 @@ async fn query_follows_pages_and_publish_reaches_channels() {
         stderr(&nowhere)
     );
 }
+
+#[tokio::test]
+async fn emulator_prints_its_url_first_and_serves_until_stopped() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = Command::new(BIN)
+        .args([
+            "emulator",
+            "--bind",
+            "127.0.0.1:0",
+            "--username",
+            "me@example.com",
+        ])
+        .env("SALESFORCE_PASSWORD", "s3cret-pass")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+        .await
+        .expect("starts")
+        .expect("read")
+        .expect("a line");
+    let url = first
+        .strip_prefix("listening on ")
+        .expect("first line names the URL");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let response = reqwest::Client::new()
+        .post(format!("{url}/services/oauth2/token"))
+        .form(&[
+            ("grant_type", "password"),
+            ("client_id", "emulator-consumer-key"),
+            ("client_secret", "emulator-consumer-secret"),
+            ("username", "me@example.com"),
+            ("password", "s3cret-passtoken"),
+        ])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        response.status(),
+        200,
+        "credentials from the flags and environment are used"
+    );
+    child.start_kill().expect("stop");
+    let _ = child.wait().await;
+
+    // A port already in use: a clear one-line error, not a panic.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = busy.local_addr().expect("address").to_string();
+    let taken = run({
+        let mut c = Command::new(BIN);
+        c.args(["emulator", "--bind", &address]);
+        c
+    })
+    .await;
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(
+        stderr(&taken).contains("cannot listen on"),
+        "{}",
+        stderr(&taken)
+    );
+}
