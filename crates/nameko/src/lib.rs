@@ -1,0 +1,1 @@
+//! Nameko over AMQP.

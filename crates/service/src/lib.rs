@@ -1,0 +1,1 @@
+//! The sfstream service runtime.
