@@ -5,7 +5,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{PyService, amqp_uri, unique};
+use common::{PyService, amqp_uri, delete_queues, unique};
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{
     Connection, EventDispatcher, EventHandler, HandlerError, HandlerType, RpcProxy, RpcServer,
@@ -79,6 +79,10 @@ async fn rust_events_reach_python_handler_with_call_id_stack() {
     server.shutdown(Duration::from_secs(5)).await;
     rpc.stop().await;
     conn.close().await;
+    let mut queues = py.queues();
+    drop(py);
+    queues.push(format!("rpc-{rust_name}"));
+    delete_queues(&queues).await;
 }
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -109,7 +113,7 @@ async fn recorder(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_events_reach_rust_pool_and_broadcast_handlers() {
     let py_name = unique("py-src");
-    let _py = PyService::start(&py_name, &unique("unused"), "nothing").await;
+    let py = PyService::start(&py_name, &unique("unused"), "nothing").await;
     let conn = Connection::connect(&amqp_uri()).await.expect("connect");
     let conn2 = Connection::connect(&amqp_uri()).await.expect("connect 2");
     let svc = unique("rust-sink");
@@ -120,6 +124,7 @@ async fn python_events_reach_rust_pool_and_broadcast_handlers() {
         pool.queue_declaration().expect("decl").name,
         format!("evt-{py_name}-py_happened--{svc}.on_py")
     );
+    let pool_queue = pool.queue_declaration().expect("decl").name;
     let p1 = recorder(&conn, pool.clone(), "pool-1", &seen).await;
     let p2 = recorder(&conn2, pool, "pool-2", &seen).await;
     let broadcast = EventHandler::new(svc.clone(), "on_py_all", py_name.clone(), "py_happened")
@@ -174,6 +179,10 @@ async fn python_events_reach_rust_pool_and_broadcast_handlers() {
     rpc.stop().await;
     conn.close().await;
     conn2.close().await;
+    let mut queues = py.queues();
+    drop(py);
+    queues.push(pool_queue);
+    delete_queues(&queues).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,6 +194,8 @@ async fn handler_errors_are_acked_or_requeued() {
 
     // Default: a failing handler's event is acked (not redelivered).
     let t1 = tx.clone();
+    let failing_queue = format!("evt-{src}-e--{svc}.fails");
+    let requeue_queue = format!("evt-{src}-e--{svc}.retries");
     let failing = EventHandler::new(svc.clone(), "fails", src.clone(), "e")
         .start(&conn, move |_ctx, p| {
             let t1 = t1.clone();
@@ -246,4 +257,5 @@ async fn handler_errors_are_acked_or_requeued() {
         .unwrap_err();
     assert!(err.to_string().contains("broadcast identifier"));
     conn.close().await;
+    delete_queues(&[failing_queue, requeue_queue]).await;
 }

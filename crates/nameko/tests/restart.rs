@@ -11,7 +11,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{amqp_uri, unique};
+use common::{amqp_uri, delete_queues, unique};
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{
     Connection, EventDispatcher, EventHandler, HandlerError, RpcProxy, RpcServer,
@@ -158,6 +158,11 @@ async fn survives_broker_restart_without_losing_messages() {
         server.shutdown(Duration::from_secs(5)).await;
         rpc.stop().await;
         conn.close().await;
+        delete_queues(&[
+            format!("rpc-{svc}"),
+            format!("evt-{src}-tick--{svc}.on_tick"),
+        ])
+        .await;
     };
     tokio::time::timeout(Duration::from_secs(120), test)
         .await

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PyService, amqp_uri, python_rpc_calls, unique};
+use common::{PyService, amqp_uri, delete_queues, python_rpc_calls, unique};
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{Connection, RpcCallError, RpcError, RpcProxy, RpcServer, Signature};
 
@@ -116,12 +116,14 @@ async fn python_cluster_proxy_calls_rust_server() {
 
     assert!(server.shutdown(Duration::from_secs(5)).await);
     conn.close().await;
+    delete_queues(&[format!("rpc-{name}")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_proxy_calls_python_service() {
     let name = unique("py-rpc");
     let py = PyService::start(&name, &unique("unused"), "nothing").await;
+    let py_queues = py.queues();
     let conn = Connection::connect(&amqp_uri()).await.expect("connect");
     let rpc = RpcProxy::start(&conn).await.expect("proxy");
     assert!(
@@ -216,9 +218,10 @@ async fn rust_proxy_calls_python_service() {
     for (i, r) in results.into_iter().enumerate() {
         assert_eq!(r.expect("concurrent call"), json!(i as i64 + 1000));
     }
-    drop(py);
     rpc.stop().await;
     conn.close().await;
+    drop(py);
+    delete_queues(&py_queues).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -277,4 +280,5 @@ async fn rust_proxy_calls_rust_server_concurrently() {
     server.shutdown(Duration::from_secs(5)).await;
     rpc.stop().await;
     conn.close().await;
+    delete_queues(&[format!("rpc-{name}")]).await;
 }

@@ -85,6 +85,7 @@ pub struct PyService {
     child: Child,
     lines: mpsc::UnboundedReceiver<Value>,
     stderr: Arc<Mutex<Vec<String>>>,
+    queues: Vec<String>,
 }
 
 impl PyService {
@@ -125,14 +126,24 @@ impl PyService {
                 }
             }
         });
+        let queues = vec![
+            format!("rpc-{name}"),
+            format!("evt-{rust_service}-{event_type}--{name}.on_rust_event"),
+        ];
         let mut svc = Self {
             child,
             lines,
             stderr,
+            queues,
         };
         let ready = svc.next(Duration::from_secs(30)).await;
         assert_eq!(ready.get("ready"), Some(&Value::Bool(true)), "{ready}");
         svc
+    }
+
+    /// The durable queues the service declared.
+    pub fn queues(&self) -> Vec<String> {
+        self.queues.clone()
     }
 
     /// The next JSON line printed, waiting at most `timeout`.
@@ -151,4 +162,25 @@ impl Drop for PyService {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
     }
+}
+
+/// Deletes queues a test left on the broker (durable queues outlive their
+/// consumers, as in Nameko); errors are ignored.
+pub async fn delete_queues(names: &[String]) {
+    let Ok(conn) =
+        lapin::Connection::connect(&amqp_uri(), lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        for name in names {
+            let _ = channel
+                .queue_delete(
+                    name.as_str().into(),
+                    lapin::options::QueueDeleteOptions::default(),
+                )
+                .await;
+        }
+    }
+    let _ = conn.close(200, "OK".into()).await;
 }
