@@ -192,6 +192,9 @@ async fn run(
                 return all_done;
             }
             Exit::Lost => {
+                if channel.status().connected() {
+                    let _ = channel.close(200, "OK".into()).await;
+                }
                 // Handlers of the lost channel cannot ack any more: the broker
                 // redelivers their messages. Let them finish in the background.
                 tokio::select! {

@@ -324,5 +324,15 @@ mod tests {
             s.check("h", 1, &Map::new()).unwrap_err(),
             "h() takes 1 positional argument but 2 were given"
         );
+        // def i(self, a, *, k)
+        let s = Signature::new().param("a").keyword_only("k", false);
+        assert_eq!(
+            s.check("i", 2, &kw(json!({"k": 1}))).unwrap_err(),
+            "i() takes 2 positional arguments but 3 positional arguments (and 1 keyword-only argument) were given"
+        );
+        assert_eq!(
+            s.check("i", 1, &Map::new()).unwrap_err(),
+            "i() missing 1 required keyword-only argument: 'k'"
+        );
     }
 }

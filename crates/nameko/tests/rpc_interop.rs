@@ -35,6 +35,10 @@ fn rust_service(name: &str) -> RpcServer {
         .method("boom", |_ctx, _args, _kw| async move {
             Err(RpcError::typed("ValueError", "builtins.ValueError", "kaboom"))
         })
+        .method("slow", |_ctx, _args, _kw| async move {
+            tokio::time::sleep(Duration::from_millis(800)).await;
+            Ok(json!("done"))
+        })
         .method("plain_fail", |_ctx, _args, _kw| async move { Err(RpcError::new("oops")) })
         .method("whoami", |ctx, _args, _kw| async move {
             Ok(json!({
@@ -218,6 +222,13 @@ async fn rust_proxy_calls_python_service() {
     for (i, r) in results.into_iter().enumerate() {
         assert_eq!(r.expect("concurrent call"), json!(i as i64 + 1000));
     }
+    // Our declaration of `rpc-<service>` is identical to Nameko's: the broker
+    // accepts it for the queue the Python service declared.
+    let twin = RpcServer::new(name.clone())
+        .start(&conn)
+        .await
+        .expect("same declaration as Nameko");
+    twin.shutdown(Duration::from_secs(2)).await;
     rpc.stop().await;
     conn.close().await;
     drop(py);
@@ -226,7 +237,10 @@ async fn rust_proxy_calls_python_service() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_proxy_calls_rust_server_concurrently() {
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
+    // Nameko's `pyamqp://` scheme is accepted.
+    let conn = Connection::connect(&amqp_uri().replacen("amqp://", "pyamqp://", 1))
+        .await
+        .expect("connect");
     let name = unique("rust-rr");
     let server = rust_service(&name)
         .max_workers(4)
@@ -276,8 +290,16 @@ async fn rust_proxy_calls_rust_server_concurrently() {
             .expect("call"),
         json!(2)
     );
-    second.shutdown(Duration::from_secs(5)).await;
-    server.shutdown(Duration::from_secs(5)).await;
+    assert!(second.shutdown(Duration::from_secs(5)).await);
+    // A clean shutdown waits for the in-flight call, which still gets its reply.
+    let slow = rpc.call(&name, "slow", vec![], Map::new(), t);
+    let stop = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server.shutdown(Duration::from_secs(5)).await
+    };
+    let (slow, all_done) = tokio::join!(slow, stop);
+    assert_eq!(slow.expect("in-flight call answered"), json!("done"));
+    assert!(all_done);
     rpc.stop().await;
     conn.close().await;
     delete_queues(&[format!("rpc-{name}")]).await;
