@@ -7,6 +7,7 @@ mod login;
 mod publish;
 mod query;
 mod replay;
+mod rpc;
 mod topics;
 
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Publish a platform event or push a generic streaming event.
     Publish(publish::PublishArgs),
+    /// Call a method of a Nameko service and print the JSON result.
+    Rpc(rpc::RpcArgs),
     /// Inspect and edit replay markers.
     Replay(replay::ReplayArgs),
     /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
@@ -47,7 +50,7 @@ impl Cli {
     /// Whether only warnings are logged unless -v is given (the demo
     /// tells its own story on stderr).
     pub fn quiet_by_default(&self) -> bool {
-        matches!(self.command, Command::Demo(_))
+        matches!(self.command, Command::Demo(_) | Command::Rpc(_))
     }
 }
 
@@ -59,8 +62,10 @@ pub fn init_logging(verbose: u8, quiet: bool) {
         1 => "debug",
         _ => "trace",
     };
+    // lapin logs every returned message at WARN; an unknown service is
+    // reported by us already.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},lapin=error")));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -75,6 +80,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Topics(args) => topics::run(args).await,
         Command::Query(args) => query::run(args).await,
         Command::Publish(args) => publish::run(args).await,
+        Command::Rpc(args) => rpc::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Emulator(args) => emulator::run(args).await,
     }
