@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sfstream_salesforce::Authenticator;
+use sfstream_salesforce::replay::ReplayStore;
 use sfstream_salesforce::rest::SalesforceClient;
 use tokio::task::JoinHandle;
 
@@ -145,6 +146,7 @@ pub struct Service {
     dependencies: Dependencies,
     routes: Vec<Route>,
     entrypoints: Vec<Box<dyn Entrypoints>>,
+    replay_store: Option<Arc<dyn ReplayStore>>,
 }
 
 impl fmt::Debug for Service {
@@ -167,7 +169,25 @@ impl Service {
             dependencies: HashMap::new(),
             routes: Vec::new(),
             entrypoints: Vec::new(),
+            replay_store: None,
         }
+    }
+
+    /// Keeps replay markers in `store` instead of the one the
+    /// configuration names (a custom store, or one a test inspects).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sfstream_salesforce::replay::MemoryStore;
+    /// use sfstream_service::Service;
+    ///
+    /// let markers = Arc::new(MemoryStore::new());
+    /// let service = Service::new("s").replay_store(markers.clone());
+    /// ```
+    #[must_use]
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.replay_store = Some(store);
+        self
     }
 
     /// Sets the configuration.
@@ -247,6 +267,7 @@ impl Service {
             dependencies,
             routes,
             mut entrypoints,
+            replay_store,
         } = self;
         let config = Arc::new(config);
         let metrics = Arc::new(ServiceMetrics::new(&name));
@@ -289,7 +310,7 @@ impl Service {
         };
 
         if !routes.is_empty() {
-            entrypoints.insert(0, Box::new(StreamingEntrypoints::new(routes)));
+            entrypoints.insert(0, Box::new(StreamingEntrypoints::new(routes, replay_store)));
         }
         let mut running: Vec<(String, RunningEntrypoints)> = Vec::new();
         for group in entrypoints {

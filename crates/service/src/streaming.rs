@@ -46,11 +46,12 @@ struct BoundHandler {
 /// Every Salesforce entrypoint of a service.
 pub(crate) struct StreamingEntrypoints {
     routes: Vec<Route>,
+    store: Option<Arc<dyn ReplayStore>>,
 }
 
 impl StreamingEntrypoints {
-    pub(crate) fn new(routes: Vec<Route>) -> Self {
-        Self { routes }
+    pub(crate) fn new(routes: Vec<Route>, store: Option<Arc<dyn ReplayStore>>) -> Self {
+        Self { routes, store }
     }
 }
 
@@ -64,12 +65,13 @@ impl Entrypoints for StreamingEntrypoints {
         context: ServiceContext,
         shutdown: ShutdownSignal,
     ) -> BoxFuture<'static, Result<RunningEntrypoints, ServiceError>> {
-        Box::pin(async move { start(self.routes, context, shutdown).await })
+        Box::pin(async move { start(self.routes, self.store, context, shutdown).await })
     }
 }
 
 async fn start(
     routes: Vec<Route>,
+    store: Option<Arc<dyn ReplayStore>>,
     context: ServiceContext,
     shutdown: ShutdownSignal,
 ) -> Result<RunningEntrypoints, ServiceError> {
@@ -99,7 +101,10 @@ async fn start(
     }
 
     // 2. The replay store.
-    let store = replay_store(&section).await?;
+    let store = match store {
+        Some(store) => store,
+        None => replay_store(&section).await?,
+    };
 
     // 3. Connect, with commit-on-acknowledge, sharing the REST session.
     let metrics = context.metrics().clone();
