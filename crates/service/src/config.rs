@@ -613,7 +613,7 @@ fn nonempty(value: &Option<String>) -> Option<&str> {
 }
 
 fn seconds(key: &str, value: f64) -> Result<Duration, ConfigError> {
-    if value.is_finite() && value >= 0.0 && value < 1e9 {
+    if (0.0..1e9).contains(&value) {
         Ok(Duration::from_secs_f64(value))
     } else {
         Err(ConfigError::invalid(

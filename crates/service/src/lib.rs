@@ -6,7 +6,7 @@
 //! dependencies, and handlers: plain async functions whose arguments are
 //! extractors ([`Channel`], [`Name`], [`SobjectType`], [`RecordType`],
 //! [`Notification`], [`Json`], [`Dep`], [`Salesforce`], …), bound to one
-//! or more [entrypoints](entrypoints) ([`subscribe`],
+//! or more [entrypoints] ([`subscribe`],
 //! [`handle_notification`], [`handle_sobject_notification`],
 //! [`change_events`], [`platform_event`]).
 //!

@@ -107,9 +107,10 @@ SALESFORCE:
     assert_eq!(password.expose(), "12345");
     // A missing variable without a default is an empty string: no token.
     assert!(security_token.is_none());
-    let raw = Config::from_yaml_with_env("X: ${MISSING}\nY: ${B:false}\n", env_from::<&str, &str>([]))
-        .expect("config")
-        .raw;
+    let raw =
+        Config::from_yaml_with_env("X: ${MISSING}\nY: ${B:false}\n", env_from::<&str, &str>([]))
+            .expect("config")
+            .raw;
     assert_eq!(raw["X"], serde_yaml_ng::Value::String(String::new()));
     assert_eq!(raw["Y"], serde_yaml_ng::Value::Bool(false));
 }
@@ -122,7 +123,11 @@ fn error(yaml: &str) -> ConfigError {
 fn bad_configs_name_the_key_and_the_problem() {
     let base = "SALESFORCE:\n  USERNAME: u\n  PASSWORD: p\n";
     for (extra, key, needle) in [
-        ("  SANDBOX: maybe\n", "SALESFORCE.SANDBOX", "expected a boolean"),
+        (
+            "  SANDBOX: maybe\n",
+            "SALESFORCE.SANDBOX",
+            "expected a boolean",
+        ),
         ("", "SALESFORCE.SANDBOX", "missing"),
         (
             "  SANDBOX: false\n  PUSHTOPIC_REPLAY_ENABLED: true\n",
@@ -134,17 +139,44 @@ fn bad_configs_name_the_key_and_the_problem() {
             "SALESFORCE.PUSHTOPIC_REPLAY_TTL",
             "invalid type",
         ),
-        ("  SANDBOX: false\n  ON_FAILURE: ignore\n", "SALESFORCE.ON_FAILURE", "stop, skip"),
-        ("  SANDBOX: false\n  DEFAULT_REPLAY: latest\n", "SALESFORCE.DEFAULT_REPLAY", "NEW, ALL"),
-        ("  SANDBOX: false\n  REPLAY_FALLBACK: 42\n", "SALESFORCE.REPLAY_FALLBACK", "NEW, ALL"),
-        ("  SANDBOX: false\n  API_VERSION: latest\n", "SALESFORCE.API_VERSION", "API version"),
-        ("  SANDBOX: false\n  LOGIN_URL: ftp://x\n", "SALESFORCE.LOGIN_URL", ""),
-        ("  SANDBOX: false\n  RETRIES: -1\n", "SALESFORCE.RETRIES", "invalid value"),
+        (
+            "  SANDBOX: false\n  ON_FAILURE: ignore\n",
+            "SALESFORCE.ON_FAILURE",
+            "stop, skip",
+        ),
+        (
+            "  SANDBOX: false\n  DEFAULT_REPLAY: latest\n",
+            "SALESFORCE.DEFAULT_REPLAY",
+            "NEW, ALL",
+        ),
+        (
+            "  SANDBOX: false\n  REPLAY_FALLBACK: 42\n",
+            "SALESFORCE.REPLAY_FALLBACK",
+            "NEW, ALL",
+        ),
+        (
+            "  SANDBOX: false\n  API_VERSION: latest\n",
+            "SALESFORCE.API_VERSION",
+            "API version",
+        ),
+        (
+            "  SANDBOX: false\n  LOGIN_URL: ftp://x\n",
+            "SALESFORCE.LOGIN_URL",
+            "",
+        ),
+        (
+            "  SANDBOX: false\n  RETRIES: -1\n",
+            "SALESFORCE.RETRIES",
+            "invalid value",
+        ),
     ] {
         let err = error(&format!("{base}{extra}"));
         assert_eq!(err.key(), Some(key), "{extra}: {err}");
         let text = err.to_string();
-        assert!(text.contains(key) && text.contains(needle), "{extra}: {text}");
+        assert!(
+            text.contains(key) && text.contains(needle),
+            "{extra}: {text}"
+        );
     }
     let err = error("max_workers: 0\n");
     assert_eq!(err.key(), Some("max_workers"));
@@ -152,7 +184,9 @@ fn bad_configs_name_the_key_and_the_problem() {
     assert_eq!(err.key(), Some("max_workers"), "{err}");
     let err = error("SALESFORCE:\n  SANDBOX: false\n");
     assert!(err.to_string().contains("no login given"), "{err}");
-    let err = error("SALESFORCE:\n  USERNAME: ${SALESFORCE_USERNAME}\n  PASSWORD: ${SALESFORCE_PASSWORD}\n  SANDBOX: False\n");
+    let err = error(
+        "SALESFORCE:\n  USERNAME: ${SALESFORCE_USERNAME}\n  PASSWORD: ${SALESFORCE_PASSWORD}\n  SANDBOX: False\n",
+    );
     assert_eq!(err.key(), Some("SALESFORCE.USERNAME"), "{err}");
     let err = error("SALESFORCE: [1, 2]\n");
     assert_eq!(err.key(), Some("SALESFORCE"), "{err}");
@@ -168,11 +202,17 @@ fn other_login_flows_and_stores() {
     .expect("config");
     let sf = config.salesforce.as_ref().expect("section");
     assert_eq!(sf.credentials.flow(), "refresh_token");
-    assert_eq!(sf.replay_store, ReplayStoreConfig::Uri("file:/tmp/replay.redb".into()));
+    assert_eq!(
+        sf.replay_store,
+        ReplayStoreConfig::Uri("file:/tmp/replay.redb".into())
+    );
     assert_eq!(sf.replay_fallback, Some(ReplayFrom::All));
     assert_eq!(config.on_failure, OnFailure::Skip);
     let text = format!("{config:?}");
-    assert!(!text.contains("rt-secret") && !text.contains("cs-secret"), "{text}");
+    assert!(
+        !text.contains("rt-secret") && !text.contains("cs-secret"),
+        "{text}"
+    );
 
     let oauth = Config::from_yaml_with_env(
         "RETRIES: 5\nSALESFORCE:\n  USERNAME: u\n  PASSWORD: pw-secret\n  SECURITY_TOKEN: tk-secret\n  CONSUMER_KEY: ck\n  CONSUMER_SECRET: cs\n  SANDBOX: true\n  PUSHTOPIC_REPLAY_ENABLED: true\n  PUSHTOPIC_REPLAY_REDIS_URI: redis://:redis-secret@localhost/1\n",

@@ -20,13 +20,15 @@ use sfstream_service::{
 
 use common::{config, contacts, create, emulator, eventually, latest};
 
-type Seen = Arc<Mutex<Vec<(String, Option<String>, String)>>>;
+type Sightings = Mutex<Vec<(String, Option<String>, String)>>;
+type Seen = Arc<Sightings>;
+type Calls = Arc<Mutex<Vec<(String, Option<i64>, String)>>>;
 
 async fn record_sobject(
     SobjectType(sobject_type): SobjectType,
     RecordType(record_type): RecordType,
     Notification(notification): Notification,
-    Dep(seen): Dep<Mutex<Vec<(String, Option<String>, String)>>>,
+    Dep(seen): Dep<Sightings>,
 ) -> Result<(), String> {
     let kind = notification["event"]["type"]
         .as_str()
@@ -54,8 +56,16 @@ async fn a_stacked_handler_gets_each_sobject_with_its_arguments() {
         .await
         .expect("starts");
     create(&org, "Contact", json!({"LastName": "Lovelace"}));
-    create(&org, "Lead", json!({"LastName": "Babbage", "Company": "Engines"}));
-    assert!(eventually(15, || seen.lock().len() >= 2).await, "{:?}", seen.lock());
+    create(
+        &org,
+        "Lead",
+        json!({"LastName": "Babbage", "Company": "Engines"}),
+    );
+    assert!(
+        eventually(15, || seen.lock().len() >= 2).await,
+        "{:?}",
+        seen.lock()
+    );
     let mut got = seen.lock().clone();
     got.sort();
     assert_eq!(
@@ -72,7 +82,7 @@ async fn a_stacked_handler_gets_each_sobject_with_its_arguments() {
 async fn two_handlers_on_one_channel_both_run_and_extractors_fill_in() {
     let org = emulator().await;
     let first: Arc<Mutex<Vec<String>>> = Arc::default();
-    let second: Arc<Mutex<Vec<(String, Option<i64>, String)>>> = Arc::default();
+    let second: Calls = Arc::default();
     let (a, b) = (first.clone(), second.clone());
     let running = Service::new("two-handlers")
         .config(config(&org, "", ""))
@@ -160,9 +170,16 @@ async fn topics_are_declared_before_streaming() {
         "{}",
         student.query
     );
-    let task = client.get_topic("Task").await.expect("query").expect("Task declared");
+    let task = client
+        .get_topic("Task")
+        .await
+        .expect("query")
+        .expect("Task declared");
     // Task has no Name field: not selected.
-    assert_eq!(task.query, "SELECT Id, LastModifiedById, LastModifiedDate FROM Task");
+    assert_eq!(
+        task.query,
+        "SELECT Id, LastModifiedById, LastModifiedDate FROM Task"
+    );
     let names = client
         .get_topic("ContactNameUpdated")
         .await
@@ -179,12 +196,18 @@ async fn a_declaration_failure_stops_start_up_naming_the_entrypoint() {
     let error = Service::new("bad-declaration")
         .config(config(&org, "", ""))
         .handler(nothing, [handle_sobject_notification("Contact")])
-        .handler(nothing, [handle_sobject_notification("Contact").record_type("NoSuchType")])
+        .handler(
+            nothing,
+            [handle_sobject_notification("Contact").record_type("NoSuchType")],
+        )
         .start()
         .await
         .expect_err("start-up fails");
     let text = error.to_string();
-    assert!(matches!(error, ServiceError::Declaration { .. }), "{error:?}");
+    assert!(
+        matches!(error, ServiceError::Declaration { .. }),
+        "{error:?}"
+    );
     assert!(
         text.contains(r#"handle_sobject_notification("Contact", record_type="NoSuchType")"#)
             && text.contains("NoSuchType"),
@@ -193,18 +216,27 @@ async fn a_declaration_failure_stops_start_up_naming_the_entrypoint() {
     // Nothing subscribed, so no client streams.
     let error = Service::new("bad-query")
         .config(config(&org, "", ""))
-        .handler(nothing, [handle_notification("Bad").query("SELECT Name FROM Contact")])
+        .handler(
+            nothing,
+            [handle_notification("Bad").query("SELECT Name FROM Contact")],
+        )
         .start()
         .await
         .expect_err("start-up fails");
-    assert!(error.to_string().contains(r#"handle_notification("Bad")"#), "{error}");
+    assert!(
+        error.to_string().contains(r#"handle_notification("Bad")"#),
+        "{error}"
+    );
     // No SALESFORCE section at all.
     let error = Service::new("no-config")
         .handler(nothing, [subscribe("/topic/X")])
         .start()
         .await
         .expect_err("start-up fails");
-    assert!(matches!(error, ServiceError::NoSalesforceConfig), "{error:?}");
+    assert!(
+        matches!(error, ServiceError::NoSalesforceConfig),
+        "{error:?}"
+    );
 }
 
 const WM_TOPIC: &str = "/topic/ContactWm";
@@ -275,7 +307,10 @@ async fn concurrent_handlers_never_move_the_marker_backwards() {
     sampler.abort();
     assert_monotonic(&samples.lock());
     running.stop().await.expect("stops");
-    assert_eq!(store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id), Some(last));
+    assert_eq!(
+        store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id),
+        Some(last)
+    );
 }
 
 /// Fails on the Contact named `Contact 5`; counts calls.
@@ -287,7 +322,10 @@ fn failing_on_5(
         let calls = calls.clone();
         let handled = handled.clone();
         Box::pin(async move {
-            let name = event.sobject["LastName"].as_str().unwrap_or_default().to_string();
+            let name = event.sobject["LastName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             if name == "Contact 5" {
                 calls.fetch_add(1, Ordering::SeqCst);
                 return Err(format!("cannot handle {name}"));
@@ -306,9 +344,16 @@ async fn under_skip_the_watermark_passes_a_failed_event_and_counts_it() {
     let calls = Arc::new(AtomicUsize::new(0));
     let handled: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
     let running = Service::new("skip")
-        .config(config(&org, "max_workers: 4", "RETRIES: 2\nON_FAILURE: skip"))
+        .config(config(
+            &org,
+            "max_workers: 4",
+            "RETRIES: 2\nON_FAILURE: skip",
+        ))
         .replay_store(store.clone())
-        .handler(failing_on_5(calls.clone(), handled.clone()), [wm_entrypoint()])
+        .handler(
+            failing_on_5(calls.clone(), handled.clone()),
+            [wm_entrypoint()],
+        )
         .start()
         .await
         .expect("starts");
@@ -339,9 +384,16 @@ async fn under_stop_the_service_stops_below_the_failed_event_which_a_restart_red
     let handled: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
     // Create the topic and the events first; replay them all.
     let running = Service::new("stop")
-        .config(config(&org, "max_workers: 4", "RETRIES: 1\nDEFAULT_REPLAY: ALL"))
+        .config(config(
+            &org,
+            "max_workers: 4",
+            "RETRIES: 1\nDEFAULT_REPLAY: ALL",
+        ))
         .replay_store(store.clone())
-        .handler(failing_on_5(calls.clone(), handled.clone()), [wm_entrypoint()])
+        .handler(
+            failing_on_5(calls.clone(), handled.clone()),
+            [wm_entrypoint()],
+        )
         .start()
         .await
         .expect("starts");
@@ -383,7 +435,10 @@ async fn under_stop_the_service_stops_below_the_failed_event_which_a_restart_red
             move |ReplayId(id): ReplayId, PushTopic(event): PushTopic| {
                 let r = r.clone();
                 async move {
-                    let name = event.sobject["LastName"].as_str().unwrap_or_default().to_string();
+                    let name = event.sobject["LastName"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string();
                     r.lock().push((id.unwrap_or_default(), name));
                 }
             },
@@ -396,9 +451,16 @@ async fn under_stop_the_service_stops_below_the_failed_event_which_a_restart_red
     assert!(eventually(20, || redelivered.lock().iter().any(|(id, _)| *id == last)).await);
     let mut got = redelivered.lock().clone();
     got.sort();
-    assert_eq!(got.first(), Some(&(failed_id, "Contact 5".to_string())), "{got:?}");
+    assert_eq!(
+        got.first(),
+        Some(&(failed_id, "Contact 5".to_string())),
+        "{got:?}"
+    );
     running.stop().await.expect("stops");
-    assert_eq!(store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id), Some(last));
+    assert_eq!(
+        store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id),
+        Some(last)
+    );
 }
 
 #[tokio::test]
@@ -432,10 +494,17 @@ async fn stop_lets_in_flight_handlers_finish_commits_and_takes_nothing_new() {
     assert_eq!(finished.load(Ordering::SeqCst), 0);
     running.stop().await.expect("stops cleanly");
     assert_eq!(started.load(Ordering::SeqCst), 4, "no new event taken");
-    assert_eq!(finished.load(Ordering::SeqCst), 4, "in-flight handlers finished");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        4,
+        "in-flight handlers finished"
+    );
     // The four handled events (the first four) are committed.
     let fourth = ids.lock().iter().copied().max();
-    assert_eq!(store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id), fourth);
+    assert_eq!(
+        store.get(WM_TOPIC).await.expect("get").map(|m| m.replay_id),
+        fourth
+    );
     assert!(fourth < Some(latest(&org, WM_TOPIC)));
 }
 
@@ -460,7 +529,9 @@ async fn metrics_and_health_are_served() {
         .expect("starts");
     let addr = running.metrics_addr().expect("metrics served");
     let base = format!("http://127.0.0.1:{}", addr.port());
-    let health = reqwest::get(format!("{base}/health")).await.expect("health");
+    let health = reqwest::get(format!("{base}/health"))
+        .await
+        .expect("health");
     assert_eq!(health.status(), 200);
     contacts(&org, 0, 3);
     assert!(eventually(15, || handled.load(Ordering::SeqCst) == 3).await);
@@ -473,7 +544,8 @@ async fn metrics_and_health_are_served() {
     let value = |name: &str| {
         text.lines()
             .find(|l| {
-                l.starts_with(name) && l.contains(r#"channel="/topic/ContactWm""#)
+                l.starts_with(name)
+                    && l.contains(r#"channel="/topic/ContactWm""#)
                     && l.contains(r#"service="metrics-test""#)
             })
             .and_then(|l| l.rsplit(' ').next())

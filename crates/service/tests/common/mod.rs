@@ -51,7 +51,11 @@ pub fn create(emulator: &Emulator, sobject: &str, fields: Value) -> String {
 /// Creates `n` Contacts named `Contact <i>`.
 pub fn contacts(emulator: &Emulator, from: usize, n: usize) {
     for i in from..from + n {
-        create(emulator, "Contact", json!({"LastName": format!("Contact {i}")}));
+        create(
+            emulator,
+            "Contact",
+            json!({"LastName": format!("Contact {i}")}),
+        );
     }
 }
 
