@@ -117,3 +117,68 @@ async fn a_service_killed_with_sigkill_loses_nothing_on_restart() {
     assert_eq!(seen.len(), made, "events lost across SIGKILLs");
     assert_eq!(seen.last().copied(), Some(latest(&org, TOPIC)));
 }
+
+#[tokio::test]
+async fn sigterm_stops_a_running_service_gracefully() {
+    if let (Ok(url), Ok(store)) = (
+        std::env::var("SFSTREAM_SERVICE_TERM_URL"),
+        std::env::var("SFSTREAM_SERVICE_CHILD_STORE"),
+    ) {
+        run_service(&url, &store).await;
+        return;
+    }
+    let org = emulator().await;
+    let topic = json!({"Name": "ContactKill", "Query": "SELECT Id, LastName FROM Contact", "ApiVersion": 37.0});
+    org.org()
+        .create_record(
+            "PushTopic",
+            topic.as_object().cloned().unwrap_or_default(),
+            &org.org().user_id(),
+        )
+        .expect("topic");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = dir.path().join("markers.redb");
+    contacts(&org, 0, 20);
+    let mut child = tokio::process::Command::new(std::env::current_exe().expect("exe"))
+        .args([
+            "--exact",
+            "sigterm_stops_a_running_service_gracefully",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("SFSTREAM_SERVICE_TERM_URL", org.url())
+        .env("SFSTREAM_SERVICE_CHILD_STORE", &store)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("child");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let mut seen = BTreeSet::new();
+    while seen.len() < 20 {
+        match tokio::time::timeout(Duration::from_secs(20), lines.next_line()).await {
+            Ok(Ok(Some(line))) => seen.extend(replay_id_in(&line)),
+            _ => break,
+        }
+    }
+    assert_eq!(seen.len(), 20);
+    let pid = child.id().expect("pid").to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("status");
+    assert!(status.success(), "{status:?}");
+    // The markers were committed on the way out: the store is released
+    // and holds the last event.
+    let stored = sfstream_salesforce::replay::FileStore::open(&store).expect("store released");
+    let marker = sfstream_salesforce::replay::ReplayStore::get(&stored, TOPIC)
+        .await
+        .expect("get");
+    assert_eq!(marker.map(|m| m.replay_id), Some(latest(&org, TOPIC)));
+}

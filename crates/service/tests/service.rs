@@ -559,3 +559,68 @@ async fn metrics_and_health_are_served() {
     assert!(text.contains("sfstream_reconnects_total"), "{text}");
     running.stop().await.expect("stops");
 }
+
+#[tokio::test]
+async fn change_events_and_platform_events_reach_their_handlers() {
+    use sfstream_service::{Change, Platform, change_events, change_events_all, platform_event};
+    let org = emulator().await;
+    let changes: Arc<Mutex<Vec<(String, String, String)>>> = Arc::default();
+    let orders: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let (c, o) = (changes.clone(), orders.clone());
+    let running = Service::new("beyond")
+        .config(config(&org, "", ""))
+        .handler(
+            move |Channel(channel): Channel, SobjectType(t): SobjectType, Change(event): Change| {
+                let c = c.clone();
+                async move {
+                    c.lock()
+                        .push((channel, t, event.payload.header.change_type));
+                }
+            },
+            [change_events("Account"), change_events_all()],
+        )
+        .handler(
+            move |Name(name): Name, Platform(event): Platform| {
+                let o = o.clone();
+                async move {
+                    let model = event.payload["Printer_Model__c"]
+                        .as_str()
+                        .unwrap_or_default();
+                    o.lock().push((name, model.to_string()));
+                }
+            },
+            [platform_event("Printer__e")],
+        )
+        .start()
+        .await
+        .expect("starts");
+    create(&org, "Account", json!({"Name": "Acme"}));
+    create(&org, "Printer__e", json!({"Printer_Model__c": "XZO-5"}));
+    assert!(
+        eventually(15, || changes.lock().len() >= 2
+            && !orders.lock().is_empty())
+        .await
+    );
+    let mut got = changes.lock().clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            (
+                "/data/AccountChangeEvent".into(),
+                "Account".into(),
+                "CREATE".into()
+            ),
+            (
+                "/data/ChangeEvents".into(),
+                "Account".into(),
+                "CREATE".into()
+            ),
+        ]
+    );
+    assert_eq!(
+        *orders.lock(),
+        vec![("Printer__e".to_string(), "XZO-5".to_string())]
+    );
+    running.stop().await.expect("stops");
+}
