@@ -1,1 +1,105 @@
-//! The sfstream service runtime.
+//! The sfstream service runtime: what the Python Nameko Salesforce
+//! extension gives Python users, for Rust, with its flaws fixed.
+//!
+//! A [`Service`] has a name, a [configuration](config::Config) (the Nameko
+//! YAML format, a Python extension config file works unchanged), shared
+//! dependencies, and handlers: plain async functions whose arguments are
+//! extractors ([`Channel`], [`Name`], [`SobjectType`], [`RecordType`],
+//! [`Notification`], [`Json`], [`Dep`], [`Salesforce`], …), bound to one
+//! or more [entrypoints] ([`subscribe`],
+//! [`handle_notification`], [`handle_sobject_notification`],
+//! [`change_events`], [`platform_event`]).
+//!
+//! ```no_run
+//! use sfstream_service::config::Config;
+//! use sfstream_service::{Notification, RecordType, Service, SobjectType, handle_sobject_notification};
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("cannot handle this contact")]
+//! struct MyError;
+//!
+//! async fn handle_contact(
+//!     SobjectType(sobject_type): SobjectType,
+//!     RecordType(record_type): RecordType,
+//!     Notification(notification): Notification,
+//! ) -> Result<(), MyError> {
+//!     println!("{sobject_type} {record_type:?} {}", notification["event"]["type"]);
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     Service::new("some-service")
+//!         .config(Config::load("config.yaml")?)
+//!         .handler(handle_contact, [
+//!             handle_sobject_notification("Contact").exclude_current_user(false),
+//!             handle_sobject_notification("Lead"),
+//!         ])
+//!         .run()
+//!         .await?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Delivery
+//!
+//! At-least-once: a channel's replay marker is committed only once the
+//! handlers of an event succeeded, and with handlers running concurrently
+//! (`max_workers` events at once) it advances to the newest event below
+//! which every event succeeded: a contiguous [watermark](delivery), never
+//! backwards. An event delivered to several handlers (several entrypoints
+//! on one channel) is done when all of them succeeded. A failing handler is
+//! retried `RETRIES` times with exponential backoff, then either stops the
+//! service (`ON_FAILURE: stop`, the default: the marker stays below the
+//! event, which a restart delivers again) or is logged with its channel
+//! and replay id, counted, and passed (`ON_FAILURE: skip`).
+//!
+//! Slow handlers pause the taking of events, not the long poll: the
+//! streaming client keeps polling into a buffer of `MAX_PENDING` events;
+//! should the session still be dropped, it resumes after the last received
+//! event, and across a crash the store holds only the watermark.
+//!
+//! # Start-up and shutdown
+//!
+//! [`Service::start`] logs in (the REST and streaming clients share one
+//! session), declares every PushTopic (a failure stops start-up, naming the
+//! entrypoint), opens the replay store, connects, and subscribes each
+//! channel once. [`Service::run`] runs until SIGTERM or SIGINT, then stops
+//! gracefully: no new events, in-flight handlers finish within
+//! `SHUTDOWN_TIMEOUT`, markers are committed, the session disconnects.
+//!
+//! # Operations
+//!
+//! With `METRICS_PORT`, `/metrics` (Prometheus) and `/health` are served;
+//! see [`metrics`].
+//!
+//! # More entrypoint kinds
+//!
+//! The runtime runs groups of [`Entrypoints`], each started with the
+//! service's [`ServiceContext`] and a [`ShutdownSignal`](shutdown::ShutdownSignal),
+//! each stopping gracefully; the Salesforce entrypoints are one such group.
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod delivery;
+pub mod entrypoints;
+mod error;
+pub mod handler;
+pub mod metrics;
+mod service;
+pub mod shutdown;
+mod streaming;
+
+pub use config::{Config, ConfigError, OnFailure};
+pub use entrypoints::{
+    Binding, Entrypoint, change_events, change_events_all, handle_notification,
+    handle_sobject_notification, platform_event, subscribe,
+};
+pub use error::ServiceError;
+pub use handler::{
+    Change, Channel, Dep, Event, EventContext, ExtractError, FromEvent, Handler, HandlerError,
+    IntoHandlerResult, Json, Name, Notification, Platform, PushTopic, RecordType, ReplayId,
+    Salesforce, SobjectType,
+};
+pub use service::{Entrypoints, RunningEntrypoints, RunningService, Service, ServiceContext};

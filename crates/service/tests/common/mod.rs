@@ -1,0 +1,98 @@
+//! Shared test helpers: an in-process emulator and service configs for it.
+
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_service::config::{Config, env_from};
+
+/// An emulator with a 1 s long-poll hold.
+pub async fn emulator() -> Emulator {
+    let mut config = EmulatorConfig::for_tests();
+    config.connect_hold = Duration::from_secs(1);
+    Emulator::start(config).await.expect("emulator")
+}
+
+/// A config logging in to `emulator` with SOAP (as the Python extension),
+/// with `salesforce` extra lines under `SALESFORCE:` and `top` at the top.
+pub fn config(emulator: &Emulator, top: &str, salesforce: &str) -> Config {
+    let mut yaml = format!(
+        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
+        emulator.url()
+    );
+    for line in salesforce.lines().filter(|l| !l.trim().is_empty()) {
+        yaml.push_str("  ");
+        yaml.push_str(line.trim());
+        yaml.push('\n');
+    }
+    Config::from_yaml_with_env(&yaml, env_from::<&str, &str>([])).expect("config")
+}
+
+/// Creates a record as the login user; returns its id.
+pub fn create(emulator: &Emulator, sobject: &str, fields: Value) -> String {
+    let org = emulator.org();
+    let change = org
+        .create_record(
+            sobject,
+            fields.as_object().cloned().unwrap_or_default(),
+            &org.user_id(),
+        )
+        .expect("create");
+    change
+        .record
+        .get("Id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Creates `n` Contacts named `Contact <i>`.
+pub fn contacts(emulator: &Emulator, from: usize, n: usize) {
+    for i in from..from + n {
+        create(
+            emulator,
+            "Contact",
+            json!({"LastName": format!("Contact {i}")}),
+        );
+    }
+}
+
+/// The newest replay id raised on `channel`.
+pub fn latest(emulator: &Emulator, channel: &str) -> i64 {
+    emulator
+        .org()
+        .streaming
+        .channel_state(channel)
+        .map(|(latest, _)| latest)
+        .unwrap_or(0)
+}
+
+/// Waits up to `secs` seconds for `check`.
+pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while tokio::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    check()
+}
+
+/// A name unique to this process and call, for shared resources (Redis).
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{prefix}{}x{}x{}",
+        std::process::id(),
+        nanos % 100_000,
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
