@@ -3,6 +3,7 @@
 //! PushTopic declarations.
 
 pub mod auth;
+mod http_error;
 pub mod replay;
 pub mod rest;
 mod secret;

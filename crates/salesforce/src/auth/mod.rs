@@ -477,36 +477,9 @@ fn check_api_version(version: &str) -> Result<(), AuthError> {
 pub(crate) fn transport_error(error: &reqwest::Error, call: &Call<'_>) -> AuthError {
     let url = error
         .url()
-        .map(|u| {
-            let mut u = u.clone();
-            u.set_query(None);
-            u.set_fragment(None);
-            let _ = u.set_password(None);
-            let _ = u.set_username("");
-            u.to_string()
-        })
+        .map(crate::http_error::shown_url)
         .unwrap_or_else(|| "the login server".to_string());
-    let text = if error.is_timeout() {
-        format!("no answer from {url} within {:?}", call.timeout)
-    } else {
-        let mut text = if error.is_connect() {
-            format!("cannot connect to {url}")
-        } else if error.is_body() || error.is_decode() {
-            format!("reading the answer of {url} failed")
-        } else {
-            format!("request to {url} failed")
-        };
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        text
-    };
+    let text = crate::http_error::describe(error, &url, call.timeout);
     AuthError::Transport(truncate(call.redactor.scrub(&text), 300))
 }
 

@@ -438,29 +438,11 @@ fn auth_error(error: AuthError) -> RestError {
 
 /// A transport error, described without the query string.
 fn transport_error(error: &reqwest::Error, url: &reqwest::Url, timeout: Duration) -> RestError {
-    let mut shown = url.clone();
-    shown.set_query(None);
-    shown.set_fragment(None);
-    if error.is_timeout() {
-        return RestError::Transport(format!("no answer from {shown} within {timeout:?}"));
-    }
-    let mut text = if error.is_connect() {
-        format!("cannot connect to {shown}")
-    } else if error.is_body() || error.is_decode() {
-        format!("reading the answer of {shown} failed")
-    } else {
-        format!("request to {shown} failed")
-    };
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    RestError::Transport(text)
+    RestError::Transport(crate::http_error::describe(
+        error,
+        &crate::http_error::shown_url(url),
+        timeout,
+    ))
 }
 
 /// Checks an API name (sobject, field): a letter, then letters, digits and
