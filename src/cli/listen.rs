@@ -220,31 +220,12 @@ fn explain(error: &StreamingError) -> String {
     }
 }
 
+/// Counts reconnects for the status line (the client logs the events).
 fn log_event(event: &StreamEvent, status: &Status) {
-    match event {
-        StreamEvent::Connection(ClientEvent::Handshaken { reason, .. })
-            if *reason != HandshakeReason::Initial =>
-        {
-            status.reconnects.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(?reason, "handshaken again");
-        }
-        StreamEvent::Connection(ClientEvent::ConnectionFailed {
-            error, retry_in, ..
-        }) => {
-            tracing::warn!(%error, ?retry_in, "connection failed");
-        }
-        StreamEvent::ReplayFallback {
-            channel,
-            expired_replay_id,
-            fallback,
-        } => {
-            tracing::warn!(%channel, expired_replay_id, %fallback, "replay id expired; resubscribed with the fallback")
-        }
-        StreamEvent::StoreFailed { error } => {
-            tracing::warn!(%error, "storing replay markers failed; retrying")
-        }
-        StreamEvent::LoggedIn { instance_url } => tracing::info!(%instance_url, "logged in"),
-        _ => {}
+    if let StreamEvent::Connection(ClientEvent::Handshaken { reason, .. }) = event
+        && *reason != HandshakeReason::Initial
+    {
+        status.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 }
 

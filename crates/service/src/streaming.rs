@@ -143,6 +143,7 @@ async fn start(
     Ok(Box::pin(dispatcher.run(streaming, messages, shutdown)))
 }
 
+/// Keeps the connection metrics in step (the streaming client logs the events).
 fn on_stream_event(
     event: &StreamEvent,
     metrics: &ServiceMetrics,
@@ -150,49 +151,21 @@ fn on_stream_event(
 ) {
     use std::sync::atomic::Ordering;
     match event {
-        StreamEvent::Connection(ClientEvent::Handshaken { reason, .. }) => {
+        StreamEvent::Connection(ClientEvent::Handshaken { .. }) => {
             metrics.set_connected(true);
             if handshakes.fetch_add(1, Ordering::Relaxed) > 0 {
                 metrics.reconnected();
-                tracing::info!(?reason, "streaming session re-established");
             }
         }
         StreamEvent::Connection(ClientEvent::Reconnected) => {
             metrics.set_connected(true);
             metrics.reconnected();
-            tracing::info!("streaming connection re-established");
         }
-        StreamEvent::Connection(ClientEvent::ConnectionFailed {
-            error,
-            attempt,
-            retry_in,
-        }) => {
-            metrics.set_connected(false);
-            tracing::warn!(%error, attempt, ?retry_in, "streaming connection failed; retrying");
-        }
-        StreamEvent::Connection(ClientEvent::ServerDisconnected) => {
-            metrics.set_connected(false);
-            tracing::warn!("Salesforce disconnected the streaming session");
-        }
-        StreamEvent::Connection(ClientEvent::SubscriptionFailed { channel, error }) => {
-            tracing::error!(%channel, error = ?error, "subscription refused");
-        }
-        StreamEvent::Connection(ClientEvent::Closed { error }) => {
-            metrics.set_connected(false);
-            if let Some(error) = error {
-                tracing::error!(%error, "streaming session closed");
-            }
-        }
-        StreamEvent::ReplayFallback {
-            channel,
-            expired_replay_id,
-            fallback,
-        } => {
-            tracing::warn!(%channel, expired_replay_id, %fallback, "replay id expired; resubscribed with the fallback")
-        }
-        StreamEvent::StoreFailed { error } => {
-            tracing::warn!(%error, "writing replay markers failed; retrying")
-        }
+        StreamEvent::Connection(
+            ClientEvent::ConnectionFailed { .. }
+            | ClientEvent::ServerDisconnected
+            | ClientEvent::Closed { .. },
+        ) => metrics.set_connected(false),
         _ => {}
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures::Stream;
 use futures::future::BoxFuture;
 use serde_json::value::RawValue;
-use sfstream_bayeux::{Backoff, ClientEvent, Message, Messages, Reauthenticate};
+use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages, Reauthenticate};
 use tokio::sync::{mpsc, oneshot};
 
 use super::extension::{Notice, SalesforceExtension, is_invalid_replay_id};
@@ -257,8 +257,50 @@ struct Emitter(Option<EventHandler>);
 
 impl Emitter {
     fn send(&self, event: StreamEvent) {
+        event.log();
         if let Some(handler) = &self.0 {
             handler(&event);
+        }
+    }
+}
+
+impl StreamEvent {
+    /// Logs the event once, at its level (failed requests are logged by the
+    /// Bayeux client itself).
+    fn log(&self) {
+        match self {
+            StreamEvent::Connection(ClientEvent::Handshaken { reason, .. })
+                if *reason != HandshakeReason::Initial =>
+            {
+                tracing::info!(?reason, "streaming session re-established")
+            }
+            StreamEvent::Connection(ClientEvent::Reconnected) => {
+                tracing::info!("streaming connection re-established")
+            }
+            StreamEvent::Connection(ClientEvent::Reauthenticated) => {
+                tracing::info!("logged in again after the token was refused")
+            }
+            StreamEvent::Connection(ClientEvent::ServerDisconnected) => {
+                tracing::warn!("Salesforce disconnected the streaming session")
+            }
+            StreamEvent::Connection(ClientEvent::SubscriptionFailed { channel, error }) => {
+                tracing::error!(%channel, %error, "subscription refused")
+            }
+            StreamEvent::Connection(ClientEvent::Closed { error: Some(error) }) => {
+                tracing::error!(%error, "streaming session closed")
+            }
+            StreamEvent::LoggedIn { instance_url } => tracing::info!(%instance_url, "logged in"),
+            StreamEvent::ReplayFallback {
+                channel,
+                expired_replay_id,
+                fallback,
+            } => {
+                tracing::warn!(%channel, expired_replay_id, %fallback, "replay id outside the retention window; resubscribed with the fallback")
+            }
+            StreamEvent::StoreFailed { error } => {
+                tracing::warn!(%error, "writing replay markers failed; retrying")
+            }
+            _ => {}
         }
     }
 }
@@ -588,7 +630,6 @@ async fn commit_loop(
             match store.advance_many(&batch).await {
                 Ok(_) => pending.clear(),
                 Err(error) => {
-                    tracing::warn!(%error, "writing replay markers failed; retrying");
                     emit.send(StreamEvent::StoreFailed {
                         error: error.to_string(),
                     });
@@ -648,7 +689,6 @@ async fn fallback(
         expired,
         fallback,
     } = notice;
-    tracing::warn!(%channel, expired, ?fallback, "replay id outside the retention window; resubscribing with the fallback");
     pending.remove(&channel);
     // The stale marker must go, or every restart would hit the same error.
     if let Err(error) = store.remove(&channel).await {
