@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 seconds="${1:-30}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for target in bayeux_messages error_field soql replay_marker; do
+for target in bayeux_messages error_field soql replay_marker service_config; do
     echo "fuzz: $target for ${seconds}s"
     cargo fuzz run "$target" -- -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=65536
 done
