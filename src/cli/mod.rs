@@ -8,6 +8,7 @@ mod publish;
 mod query;
 mod replay;
 mod rpc;
+mod run;
 mod topics;
 
 use std::process::ExitCode;
@@ -40,6 +41,8 @@ enum Command {
     Publish(publish::PublishArgs),
     /// Call a method of a Nameko service and print the JSON result.
     Rpc(rpc::RpcArgs),
+    /// Run the Salesforce to Nameko event proxy described by a config file (PROXY: entries).
+    Run(run::RunArgs),
     /// Inspect and edit replay markers.
     Replay(replay::ReplayArgs),
     /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query(args) => query::run(args).await,
         Command::Publish(args) => publish::run(args).await,
         Command::Rpc(args) => rpc::run(args).await,
+        Command::Run(args) => run::run(args).await,
         Command::Replay(args) => replay::run(args).await,
         Command::Emulator(args) => emulator::run(args).await,
     }

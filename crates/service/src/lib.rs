@@ -77,7 +77,10 @@
 //!
 //! The runtime runs groups of [`Entrypoints`], each started with the
 //! service's [`ServiceContext`] and a [`ShutdownSignal`](shutdown::ShutdownSignal),
-//! each stopping gracefully; the Salesforce entrypoints are one such group.
+//! each stopping gracefully; the Salesforce entrypoints are one such group,
+//! the [Nameko](nameko) RPC methods and event handlers another
+//! ([`Service::rpc`], [`Service::event_handler`],
+//! [`Service::event_dispatcher`]).
 
 #![warn(missing_docs)]
 
@@ -87,6 +90,7 @@ pub mod entrypoints;
 mod error;
 pub mod handler;
 pub mod metrics;
+pub mod nameko;
 mod service;
 pub mod shutdown;
 mod streaming;

@@ -8,7 +8,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use std::future::Future;
+
 use futures::future::BoxFuture;
+use serde_json::{Map, Value};
+use sfstream_nameko::{HandlerType, RpcError, Signature};
 use sfstream_salesforce::Authenticator;
 use sfstream_salesforce::replay::ReplayStore;
 use sfstream_salesforce::rest::SalesforceClient;
@@ -17,8 +21,9 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, SalesforceConfig};
 use crate::entrypoints::Entrypoint;
 use crate::error::ServiceError;
-use crate::handler::{Handler, boxed};
+use crate::handler::{Handler, IntoHandlerResult, boxed};
 use crate::metrics::{ServiceMetrics, serve};
+use crate::nameko::{NamekoEntrypoints, NamekoEvent, NamekoShared, RpcCall};
 use crate::shutdown::{Shutdown, ShutdownSignal, termination_signal};
 use crate::streaming::{Route, StreamingEntrypoints};
 
@@ -66,6 +71,7 @@ struct ContextInner {
     salesforce: Option<SalesforceClient>,
     metrics: Arc<ServiceMetrics>,
     shutdown: Shutdown,
+    nameko: Option<NamekoShared>,
 }
 
 impl fmt::Debug for ServiceContext {
@@ -112,6 +118,17 @@ impl ServiceContext {
     pub fn shutdown(&self) -> &Shutdown {
         &self.inner.shutdown
     }
+
+    /// The service's Nameko event dispatcher, when it has an AMQP
+    /// connection (Nameko entrypoints or
+    /// [`Service::event_dispatcher`]).
+    pub fn dispatcher(&self) -> Option<&Arc<sfstream_nameko::EventDispatcher>> {
+        self.inner.nameko.as_ref().map(|n| &n.dispatcher)
+    }
+
+    pub(crate) fn nameko_shared(&self) -> Option<&NamekoShared> {
+        self.inner.nameko.as_ref()
+    }
 }
 
 /// A service: a name, a configuration, shared dependencies and handlers
@@ -147,6 +164,8 @@ pub struct Service {
     routes: Vec<Route>,
     entrypoints: Vec<Box<dyn Entrypoints>>,
     replay_store: Option<Arc<dyn ReplayStore>>,
+    nameko: NamekoEntrypoints,
+    dispatcher: bool,
 }
 
 impl fmt::Debug for Service {
@@ -156,6 +175,7 @@ impl fmt::Debug for Service {
             .field("config", &self.config)
             .field("routes", &self.routes.len())
             .field("entrypoints", &self.entrypoints.len())
+            .field("nameko_entrypoints", &self.nameko.len())
             .finish_non_exhaustive()
     }
 }
@@ -170,6 +190,8 @@ impl Service {
             routes: Vec::new(),
             entrypoints: Vec::new(),
             replay_store: None,
+            nameko: NamekoEntrypoints::default(),
+            dispatcher: false,
         }
     }
 
@@ -244,6 +266,93 @@ impl Service {
         self
     }
 
+    /// Adds a Nameko RPC method (`@rpc`) named `name` with the Python
+    /// `signature` its callers must bind to: calls that do not get
+    /// Nameko's `IncorrectSignature`, unknown methods `MethodNotFound`.
+    /// The service serves `rpc-<service>` on the config's `AMQP_URI`.
+    ///
+    /// ```
+    /// use serde_json::{Map, Value, json};
+    /// use sfstream_service::Service;
+    /// use sfstream_service::nameko::{RpcCall, RpcError, Signature};
+    ///
+    /// async fn add(_call: RpcCall, args: Vec<Value>, _kwargs: Map<String, Value>) -> Result<Value, RpcError> {
+    ///     Ok(json!(args.iter().filter_map(Value::as_i64).sum::<i64>()))
+    /// }
+    ///
+    /// let service = Service::new("calculator").rpc("add", Signature::new().param("a").param("b"), add);
+    /// ```
+    #[must_use]
+    pub fn rpc<F, Fut>(mut self, name: impl Into<String>, signature: Signature, handler: F) -> Self
+    where
+        F: Fn(RpcCall, Vec<Value>, Map<String, Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        self.nameko.add_rpc(name.into(), Some(signature), handler);
+        self
+    }
+
+    /// Adds a Nameko RPC method accepting any arguments (`*args, **kwargs`).
+    #[must_use]
+    pub fn rpc_method<F, Fut>(mut self, name: impl Into<String>, handler: F) -> Self
+    where
+        F: Fn(RpcCall, Vec<Value>, Map<String, Value>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
+    {
+        self.nameko.add_rpc(name.into(), None, handler);
+        self
+    }
+
+    /// Adds a Nameko event handler (`@event_handler(source_service,
+    /// event_type, handler_type=…)`): `handler` gets each event's payload
+    /// and returns `()` or `Result<(), E: Display>` (an error is logged and
+    /// the event acked, as Nameko does). Its queue is
+    /// `evt-<source>-<event>--<service>.<function name>`.
+    ///
+    /// ```
+    /// use serde_json::Value;
+    /// use sfstream_service::Service;
+    /// use sfstream_service::nameko::{HandlerType, NamekoEvent};
+    ///
+    /// async fn on_contact(_event: NamekoEvent, payload: Value) {
+    ///     println!("new contact {payload}");
+    /// }
+    ///
+    /// let service = Service::new("mailer")
+    ///     .event_handler("some-service", "salesforce_contact_created", HandlerType::ServicePool, on_contact);
+    /// ```
+    #[must_use]
+    pub fn event_handler<F, Fut, R>(
+        mut self,
+        source_service: impl Into<String>,
+        event_type: impl Into<String>,
+        handler_type: HandlerType,
+        handler: F,
+    ) -> Self
+    where
+        F: Fn(NamekoEvent, Value) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        R: IntoHandlerResult + 'static,
+    {
+        self.nameko.add_event_handler(
+            source_service.into(),
+            event_type.into(),
+            handler_type,
+            handler,
+        );
+        self
+    }
+
+    /// Gives the service a Nameko event dispatcher on `<service>.events`
+    /// (connected to `AMQP_URI` at start), which Salesforce handlers take
+    /// with [`Dispatcher`](crate::nameko::Dispatcher). Services with RPC
+    /// methods or event handlers have one anyway.
+    #[must_use]
+    pub fn event_dispatcher(mut self) -> Self {
+        self.dispatcher = true;
+        self
+    }
+
     /// Adds another kind of entrypoints (AMQP RPC, events, …).
     #[must_use]
     pub fn entrypoints(mut self, entrypoints: impl Entrypoints) -> Self {
@@ -268,6 +377,8 @@ impl Service {
             routes,
             mut entrypoints,
             replay_store,
+            nameko,
+            dispatcher,
         } = self;
         let config = Arc::new(config);
         let metrics = Arc::new(ServiceMetrics::new(&name));
@@ -298,6 +409,17 @@ impl Service {
             tracing::info!(%addr, "serving /metrics and /health");
         }
 
+        let nameko_shared = if dispatcher || !nameko.is_empty() {
+            match NamekoShared::connect(&name, config.amqp_uri.as_deref()).await {
+                Ok(shared) => Some(shared),
+                Err(error) => {
+                    shutdown.trigger();
+                    return Err(error);
+                }
+            }
+        } else {
+            None
+        };
         let context = ServiceContext {
             inner: Arc::new(ContextInner {
                 name: name.clone(),
@@ -306,11 +428,15 @@ impl Service {
                 salesforce,
                 metrics,
                 shutdown: shutdown.clone(),
+                nameko: nameko_shared.clone(),
             }),
         };
 
         if !routes.is_empty() {
             entrypoints.insert(0, Box::new(StreamingEntrypoints::new(routes, replay_store)));
+        }
+        if !nameko.is_empty() {
+            entrypoints.push(Box::new(nameko));
         }
         let mut running: Vec<(String, RunningEntrypoints)> = Vec::new();
         for group in entrypoints {
@@ -322,6 +448,9 @@ impl Service {
                     shutdown.trigger();
                     for (_, run) in running {
                         let _ = run.await;
+                    }
+                    if let Some(shared) = &nameko_shared {
+                        shared.connection.close().await;
                     }
                     return Err(error);
                 }
@@ -344,6 +473,10 @@ impl Service {
                     supervisor_shutdown.trigger();
                     first_error.get_or_insert(error);
                 }
+            }
+            if let Some(shared) = &nameko_shared {
+                shared.dispatcher.close().await;
+                shared.connection.close().await;
             }
             tracing::info!(service = %service_name, "service stopped");
             match first_error {

@@ -1,0 +1,166 @@
+//! Nameko entrypoints of the service runtime on the real RabbitMQ: RPC
+//! methods with dependencies and dispatching, event handlers, graceful
+//! stop, and the start-up error without `AMQP_URI`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde_json::{Map, Value, json};
+use sfstream_nameko::{Connection, RpcCallError, RpcProxy};
+use sfstream_service::config::{Config, env_from};
+use sfstream_service::nameko::{HandlerType, NamekoEvent, RpcCall, RpcError, Signature};
+use sfstream_service::{Service, ServiceError};
+
+const AMQP: &str = "pyamqp://guest:guest@127.0.0.1:5672";
+
+fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid_like())
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+fn config(yaml: &str) -> Config {
+    Config::from_yaml_with_env(yaml, env_from::<&str, &str>([])).expect("config")
+}
+
+struct Greeting(String);
+
+type Seen = Arc<Mutex<Vec<Value>>>;
+
+async fn greet(
+    call: RpcCall,
+    args: Vec<Value>,
+    kwargs: Map<String, Value>,
+) -> Result<Value, RpcError> {
+    let name = call.arg(&args, &kwargs, 0, "name")?;
+    let greeting = call.dependency::<Greeting>()?;
+    call.dispatch("greeted", &json!({"name": name})).await?;
+    Ok(json!(format!(
+        "{} {}",
+        greeting.0,
+        name.as_str().unwrap_or("?")
+    )))
+}
+
+#[tokio::test]
+async fn rpc_methods_and_event_handlers_run_in_the_service() {
+    let name = unique("svc-nameko");
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let running = Service::new(&name)
+        .config(config(&format!(
+            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n"
+        )))
+        .dependency(Greeting("Hello".into()))
+        .dependency_arc(seen.clone())
+        .rpc("greet", Signature::new().param("name"), greet)
+        .rpc_method(
+            "echo",
+            |_call, args, _kwargs| async move { Ok(json!(args)) },
+        )
+        .event_handler(
+            &name,
+            "greeted",
+            HandlerType::ServicePool,
+            move |event: NamekoEvent, payload: Value| {
+                let sink = sink.clone();
+                async move {
+                    let parent = event.worker().immediate_parent_call_id().map(str::to_owned);
+                    sink.lock()
+                        .push(json!({"payload": payload, "parent": parent}));
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("starts");
+
+    let connection = Connection::connect(AMQP).await.expect("RabbitMQ");
+    let proxy = RpcProxy::start(&connection).await.expect("proxy");
+    let timeout = Duration::from_secs(10);
+    let reply = proxy
+        .call(&name, "greet", vec![json!("Ann")], Map::new(), timeout)
+        .await
+        .expect("greet");
+    assert_eq!(reply, json!("Hello Ann"));
+    let echoed = proxy
+        .call(&name, "echo", vec![json!(1), json!(2)], Map::new(), timeout)
+        .await
+        .expect("echo");
+    assert_eq!(echoed, json!([1, 2]));
+    match proxy
+        .call(&name, "greet", vec![], Map::new(), timeout)
+        .await
+    {
+        Err(RpcCallError::Remote { exc_type, .. }) => assert_eq!(exc_type, "IncorrectSignature"),
+        other => panic!("{other:?}"),
+    }
+    match proxy.call(&name, "nope", vec![], Map::new(), timeout).await {
+        Err(RpcCallError::Remote { exc_type, .. }) => assert_eq!(exc_type, "MethodNotFound"),
+        other => panic!("{other:?}"),
+    }
+
+    // The event dispatched by the RPC method reaches the handler, with the
+    // call's id as parent.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = seen.lock().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0]["payload"], json!({"name": "Ann"}));
+    assert!(
+        got[0]["parent"]
+            .as_str()
+            .is_some_and(|p| p.starts_with(&format!("{name}.greet."))),
+        "{got:?}"
+    );
+
+    // An event from outside, through the running service's own dispatcher.
+    let dispatcher = running.context().dispatcher().expect("dispatcher").clone();
+    dispatcher
+        .dispatch("greeted", &json!({"name": "Bob"}))
+        .await
+        .expect("dispatch");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().len() < 2 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen.lock().len(), 2);
+
+    tokio::time::timeout(Duration::from_secs(15), running.stop())
+        .await
+        .expect("stops within the shutdown timeout")
+        .expect("stops cleanly");
+    // Stopped: nobody consumes rpc-<name> any more.
+    match proxy
+        .call(&name, "echo", vec![], Map::new(), Duration::from_secs(2))
+        .await
+    {
+        Err(RpcCallError::Remote { .. }) => panic!("still answering after stop"),
+        Err(_) => {}
+        Ok(v) => panic!("still answering after stop: {v}"),
+    }
+    proxy.stop().await;
+    connection.close().await;
+}
+
+#[tokio::test]
+async fn nameko_entrypoints_without_amqp_uri_fail_to_start() {
+    let error = Service::new("no-amqp")
+        .config(config("max_workers: 2\n"))
+        .rpc_method("x", |_c, _a, _k| async { Ok(Value::Null) })
+        .start()
+        .await
+        .expect_err("no AMQP_URI");
+    assert!(matches!(error, ServiceError::Entrypoints { .. }), "{error}");
+    assert!(error.to_string().contains("AMQP_URI"), "{error}");
+}

@@ -1,0 +1,255 @@
+//! The Quick Start against the real Python Nameko 2.14.1 on RabbitMQ and
+//! the in-process emulator: `examples/quickstart.rs` serving RPC and
+//! proxying Salesforce notifications to Nameko events, and
+//! `sfstream run --config` proxying without code.
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_nameko::{Connection, EventHandler, HandlerError};
+use sfstream_service::config::{Config, env_from};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
+const AMQP: &str = "pyamqp://guest:guest@127.0.0.1:5672";
+
+fn python() -> PathBuf {
+    let path = match std::env::var_os("SFSTREAM_PYTHON") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
+    };
+    assert!(
+        path.exists(),
+        "Python with Nameko not found at {} (set SFSTREAM_PYTHON)",
+        path.display()
+    );
+    path
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+async fn emulator() -> Emulator {
+    let mut config = EmulatorConfig::for_tests();
+    config.connect_hold = Duration::from_secs(1);
+    Emulator::start(config).await.expect("emulator")
+}
+
+fn yaml(emulator: &Emulator, extra: &str) -> String {
+    format!(
+        "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n{extra}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n",
+        emulator.url()
+    )
+}
+
+/// JSON lines of a child's stdout.
+fn json_lines(stdout: tokio::process::ChildStdout) -> mpsc::UnboundedReceiver<Value> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    rx
+}
+
+async fn next(lines: &mut mpsc::UnboundedReceiver<Value>, secs: u64) -> Value {
+    tokio::time::timeout(Duration::from_secs(secs), lines.recv())
+        .await
+        .expect("the python peer printed in time")
+        .expect("the python peer is running")
+}
+
+#[tokio::test]
+async fn python_calls_the_rust_quickstart_and_receives_its_events() {
+    let org = emulator().await;
+    let config =
+        Config::from_yaml_with_env(&yaml(&org, ""), env_from::<&str, &str>([])).expect("config");
+    let running = quickstart::quickstart_service(config)
+        .start()
+        .await
+        .expect("the quickstart service starts");
+
+    let listener = unique("quickstart-listener");
+    let spec = json!({"amqp_uri": AMQP, "name": listener, "lifetime": 90});
+    let mut child = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/quickstart_peer.py"))
+        .arg(spec.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn python");
+    let mut lines = json_lines(child.stdout.take().expect("stdout"));
+    assert_eq!(next(&mut lines, 30).await, json!({"ready": true}));
+
+    let mut calls = None;
+    let mut events = Vec::new();
+    while calls.is_none() || events.len() < 2 {
+        let line = next(&mut lines, 60).await;
+        if let Some(c) = line.get("calls") {
+            calls = Some(c.clone());
+        } else if let Some(e) = line.get("event") {
+            events.push(e.clone());
+        }
+    }
+    let calls = calls.expect("calls");
+    let id = calls[0]["ok"]
+        .as_str()
+        .expect("create_contact returns the id");
+    assert!(id.starts_with("003"), "a Contact id: {id}");
+    let kw_id = calls[1]["ok"].as_str().expect("keyword arguments bind");
+    assert_ne!(id, kw_id);
+    assert_eq!(calls[2]["error"]["class"], "MethodNotFound", "{calls}");
+    assert_eq!(calls[2]["error"]["module"], "nameko.exceptions");
+    assert_eq!(calls[3]["error"]["class"], "IncorrectSignature", "{calls}");
+    assert!(
+        calls[3]["error"]["str"]
+            .as_str()
+            .is_some_and(|s| s.contains("email_address")),
+        "{calls}"
+    );
+
+    let mut ids: Vec<&str> = events.iter().filter_map(|e| e["Id"].as_str()).collect();
+    ids.sort_unstable();
+    let mut want = vec![id, kw_id];
+    want.sort_unstable();
+    assert_eq!(ids, want, "{events:?}");
+    let yo = events.iter().find(|e| e["Id"] == id).expect("event of Yo");
+    assert_eq!(yo["Name"], "Yo", "{yo}");
+
+    drop(child);
+    running.stop().await.expect("stops gracefully");
+}
+
+#[tokio::test]
+async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
+    let org = emulator().await;
+    let service = unique("proxy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let extra = format!(
+        "SERVICE_NAME: {service}\nPROXY:\n  - sobject: Contact\n    exclude_current_user: false\n  - sobject: Lead\n    exclude_current_user: false\n    event: 'crm_{{sobject}}_{{type}}'\n"
+    );
+    std::fs::write(&path, yaml(&org, &extra)).expect("write config");
+
+    let connection = Connection::connect(AMQP).await.expect("RabbitMQ");
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Value)>();
+    let mut handles = Vec::new();
+    for event_type in ["salesforce_contact_created", "crm_lead_created"] {
+        let tx = tx.clone();
+        let handle = EventHandler::new(unique("proxy-test"), "on_event", &service, event_type)
+            .reliable_delivery(false)
+            .start(&connection, move |_ctx, payload| {
+                let _ = tx.send((event_type.to_string(), payload));
+                async { Ok::<(), HandlerError>(()) }
+            })
+            .await
+            .expect("event handler");
+        handles.push(handle);
+    }
+
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sfstream run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("sfstream run: {line}");
+            let _ = log_tx.send(line);
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log_rx.recv().await {
+            if line.contains("service started") {
+                return;
+            }
+        }
+        panic!("sfstream run exited before starting");
+    })
+    .await
+    .expect("sfstream run starts");
+
+    let o = org.org();
+    let contact = o
+        .create_record(
+            "Contact",
+            json!({"LastName": "Proxied"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &o.user_id(),
+        )
+        .expect("create contact");
+    let lead = o
+        .create_record(
+            "Lead",
+            json!({"LastName": "Lead", "Company": "Acme"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &o.user_id(),
+        )
+        .expect("create lead");
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events proxied in time")
+            .expect("handlers running");
+        got.push(item);
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got[0].0, "crm_lead_created");
+    assert_eq!(got[0].1["Id"], lead.record["Id"]);
+    assert_eq!(got[1].0, "salesforce_contact_created");
+    assert_eq!(got[1].1["Id"], contact.record["Id"]);
+    assert_eq!(got[1].1["Name"], "Proxied");
+
+    // SIGTERM: a graceful stop, exit status 0.
+    #[cfg(unix)]
+    {
+        let pid = child.id().expect("pid");
+        let status = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+            .await
+            .expect("stops in time")
+            .expect("exit status");
+        assert!(exit.success(), "{exit:?}");
+    }
+    for handle in handles {
+        handle.shutdown(Duration::from_secs(5)).await;
+    }
+    connection.close().await;
+}
