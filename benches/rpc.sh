@@ -13,7 +13,7 @@
 #                tasks, each with its own sfstream-nameko RpcProxy.
 # Calls/s = CALLS / time of the calls (proxies started before the clock).
 # Server CPU = user+sys ticks of the server process over the timed run
-# (/proc/PID/stat), per call. Runs are interleaved; figures are medians of RUNS.
+# (/proc/PID/stat), per call; likewise RabbitMQ's (beam.smp) when local. Runs are interleaved; figures are medians of RUNS.
 #
 # Usage: bash benches/rpc.sh
 # Environment:
@@ -87,7 +87,11 @@ start_server rust-10 "$bench" rpc-server "${name[rust-10]}" 10 "$LIFETIME"
 start_server rust-100 "$bench" rpc-server "${name[rust-100]}" 100 "$LIFETIME"
 start_server python "$python" -W ignore benches/clients/nameko_echo_service.py "${name[python]}" "$PY_AMQP_URI" "$LIFETIME"
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { if [[ -n "$1" && -r "/proc/$1/stat" ]]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
+# The broker's CPU too, when it is a local process we can see (read only).
+broker=$(pgrep -o -f beam.smp || true)
+[[ -n "$broker" ]] && say "RabbitMQ: beam.smp pid $broker"
+per_call() { awk -v t="$1" -v n="$CALLS" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", t / hz * 1e6 / n}'; }
 
 client() { # client-kind server-key calls
     local svc="${name[$2]}"
@@ -107,12 +111,15 @@ for run in $(seq 1 "$RUNS"); do
     for c in py rust; do
         for s in rust-10 rust-100 python; do
             before=$(cpu_ticks "${pid[$s]}")
+            b_before=$(cpu_ticks "$broker")
             line=$(client "$c" "$s" "$CALLS") || die "$c client → $s failed"
             after=$(cpu_ticks "${pid[$s]}")
+            b_after=$(cpu_ticks "$broker")
             rate=$(sed -E 's/.*"calls_per_s": ?([0-9.]+).*/\1/' <<< "$line")
-            cpu_us=$(awk -v t=$((after - before)) -v n="$CALLS" -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.0f", t / hz * 1e6 / n}')
-            printf '%s %s %s %s\n' "$c" "$s" "$rate" "$cpu_us" >> "$OUT/runs.txt"
-            say "run $run: $c client → $s: $rate calls/s, server CPU $cpu_us µs/call"
+            cpu_us=$(per_call $((after - before)))
+            broker_us=$(per_call $((b_after - b_before)))
+            printf '%s %s %s %s %s\n' "$c" "$s" "$rate" "$cpu_us" "$broker_us" >> "$OUT/runs.txt"
+            say "run $run: $c client → $s: $rate calls/s, CPU µs/call: server $cpu_us, broker $broker_us"
         done
     done
 done
@@ -123,19 +130,20 @@ import statistics, sys
 from collections import defaultdict
 rows = defaultdict(list)
 for line in open(sys.argv[1]):
-    c, s, rate, cpu = line.split()
-    rows[(c, s)].append((float(rate), float(cpu)))
+    c, s, rate, cpu, broker = line.split()
+    rows[(c, s)].append((float(rate), float(cpu), float(broker)))
 print(f"calls {sys.argv[2]} per run, {sys.argv[3]} concurrent callers, medians of {len(next(iter(rows.values())))} runs\n")
-print("| client | server | calls/s | ÷ Python server | server CPU µs/call |")
-print("| --- | --- | ---: | ---: | ---: |")
+print("| client | server | calls/s | ÷ Python server | server CPU µs/call | RabbitMQ CPU µs/call |")
+print("| --- | --- | ---: | ---: | ---: | ---: |")
 label = {"py": "Python ClusterRpcProxy", "rust": "Rust RpcProxy"}
 for c in ("py", "rust"):
-    base = statistics.median(r for r, _ in rows[(c, "python")])
+    base = statistics.median(r[0] for r in rows[(c, "python")])
     for s in ("rust-10", "rust-100", "python"):
-        rates = [r for r, _ in rows[(c, s)]]
-        cpus = [u for _, u in rows[(c, s)]]
+        rates = [r[0] for r in rows[(c, s)]]
+        cpus = [r[1] for r in rows[(c, s)]]
+        brokers = [r[2] for r in rows[(c, s)]]
         med = statistics.median(rates)
         server = {"rust-10": "Rust, max_workers 10", "rust-100": "Rust, max_workers 100",
                   "python": "Python Nameko 2.14.1 (max_workers 10)"}[s]
-        print(f"| {label[c]} | {server} | {med:.0f} | {med / base:.2f}x | {statistics.median(cpus):.0f} |")
+        print(f"| {label[c]} | {server} | {med:.0f} | {med / base:.2f}x | {statistics.median(cpus):.0f} | {statistics.median(brokers):.0f} |")
 PYEOF
