@@ -21,6 +21,19 @@
 //! written. `count` only counts `"replayId":` in the bytes: the row that
 //! shows what the server alone delivers. One JSON summary line on stdout.
 //! A run that has not finished after 10 minutes fails.
+//!
+//! ```text
+//! sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]
+//! sfstream-bench rpc-client NAME CALLS CONCURRENCY
+//! sfstream-bench latency N [INTERVAL_MS]
+//! ```
+//!
+//! `rpc-server` / `rpc-client` serve and load Nameko `echo(x)` calls
+//! (benches/rpc.sh, see `rpc.rs`); `latency` measures record change →
+//! handler call against the in-process emulator (see `latency.rs`).
+
+mod latency;
+mod rpc;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -60,9 +73,24 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
+        ["rpc-server", name] => runtime.block_on(rpc::server(name, "10", "900")),
+        ["rpc-server", name, workers] => runtime.block_on(rpc::server(name, workers, "900")),
+        ["rpc-server", name, workers, lifetime] => {
+            runtime.block_on(rpc::server(name, workers, lifetime))
+        }
+        ["rpc-client", name, calls, concurrency] => runtime.block_on(async {
+            tokio::time::timeout(DEADLINE, rpc::client(name, calls, concurrency))
+                .await
+                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+        }),
+        ["latency", n] => runtime.block_on(latency::run(n, "2")),
+        ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
         _ => Err(
             "usage: sfstream-bench setup URL TOPIC COUNT [FIELD_BYTES]\n       \
-                  sfstream-bench drain URL TOPIC EVENTS parse|count"
+                  sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
+                  sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]\n       \
+                  sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
+                  sfstream-bench latency N [INTERVAL_MS]"
                 .into(),
         ),
     };
