@@ -30,16 +30,23 @@ pub async fn server(name: &str, max_workers: &str, lifetime: &str) -> Result<()>
     let conn = Connection::connect(&amqp_uri()).await?;
     let handle = RpcServer::new(name)
         .max_workers(max_workers)
-        .method_with_signature("echo", Signature::new().param("x"), |_ctx, args, kw| async move {
-            Ok(args
-                .into_iter()
-                .next()
-                .or_else(|| kw.get("x").cloned())
-                .unwrap_or_default())
-        })
+        .method_with_signature(
+            "echo",
+            Signature::new().param("x"),
+            |_ctx, args, kw| async move {
+                Ok(args
+                    .into_iter()
+                    .next()
+                    .or_else(|| kw.get("x").cloned())
+                    .unwrap_or_default())
+            },
+        )
         .start(&conn)
         .await?;
-    println!("{}", json!({"ready": true, "queue": handle.queue_name(), "max_workers": max_workers}));
+    println!(
+        "{}",
+        json!({"ready": true, "queue": handle.queue_name(), "max_workers": max_workers})
+    );
     let (closed_tx, closed_rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         use std::io::Read;
