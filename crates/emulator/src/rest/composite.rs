@@ -128,6 +128,19 @@ fn rolled_back(id: Option<&str>) -> Value {
     )
 }
 
+/// A collection record split into its `attributes.type` and its fields.
+fn typed_record(value: Value) -> Result<(String, Record), ApiError> {
+    let Value::Object(mut fields) = value else {
+        return Err(ApiError::bad_request(
+            "JSON_PARSER_ERROR",
+            "each record must be a JSON object",
+        ));
+    };
+    let sobject = record_type(&fields)?;
+    fields.remove("attributes");
+    Ok((sobject, fields))
+}
+
 /// The `attributes.type` of a collection record.
 fn record_type(record: &Record) -> Result<String, ApiError> {
     record
@@ -152,15 +165,8 @@ async fn create(
     let ops = body
         .records
         .into_iter()
-        .map(|value| {
-            let Value::Object(mut fields) = value else {
-                return Err(ApiError::bad_request(
-                    "JSON_PARSER_ERROR",
-                    "each record must be a JSON object",
-                ));
-            };
-            let sobject = record_type(&fields)?;
-            fields.remove("attributes");
+        .map(|value| -> Result<Op, ApiError> {
+            let (sobject, fields) = typed_record(value)?;
             if fields.keys().any(|k| k.eq_ignore_ascii_case("Id")) {
                 return Err(ApiError::bad_request(
                     "INVALID_FIELD",
@@ -184,15 +190,8 @@ async fn update(
     let ops = body
         .records
         .into_iter()
-        .map(|value| {
-            let Value::Object(mut fields) = value else {
-                return Err(ApiError::bad_request(
-                    "JSON_PARSER_ERROR",
-                    "each record must be a JSON object",
-                ));
-            };
-            let sobject = record_type(&fields)?;
-            fields.remove("attributes");
+        .map(|value| -> Result<Op, ApiError> {
+            let (sobject, mut fields) = typed_record(value)?;
             let key = fields
                 .keys()
                 .find(|k| k.eq_ignore_ascii_case("Id"))
