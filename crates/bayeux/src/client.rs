@@ -63,6 +63,23 @@ pub enum ClientEvent {
     Reauthenticated,
     /// The server sent `/meta/disconnect`.
     ServerDisconnected,
+    /// The server accepted a subscription (the first subscribe, or a
+    /// resubscribe after a new handshake).
+    Subscribed {
+        /// The channel (the subscription as sent, filter included).
+        channel: String,
+    },
+    /// A subscribe was refused or lost and will be sent again after `retry_in`.
+    SubscriptionRetrying {
+        /// The channel.
+        channel: String,
+        /// What went wrong.
+        error: String,
+        /// Consecutive failures of this subscription.
+        attempt: u32,
+        /// Delay before the next subscribe.
+        retry_in: Duration,
+    },
     /// A subscription was refused and given up.
     SubscriptionFailed {
         /// The channel.

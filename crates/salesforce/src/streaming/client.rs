@@ -2,19 +2,19 @@
 //! replay markers, recovers from every failure Salesforce produces, and
 //! commits markers to a store (when handed out, or when acknowledged).
 
-use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::Stream;
-use futures::future::BoxFuture;
 use serde_json::value::RawValue;
-use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages, Reauthenticate};
+use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
 use tokio::sync::{mpsc, oneshot};
 
-use super::extension::{Notice, SalesforceExtension, is_invalid_replay_id};
+use super::commit::{Commit, commit_loop};
+use super::extension::{SalesforceExtension, is_invalid_replay_id};
+use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
 use crate::replay::{
     MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, channel_key, start_point,
@@ -245,7 +245,7 @@ fn is_auth_failure(message: &Message) -> bool {
     code == Some(401) || reason_401
 }
 
-fn cometd_url(session: &Session, api_version: &str) -> String {
+pub(crate) fn cometd_url(session: &Session, api_version: &str) -> String {
     format!(
         "{}/cometd/{api_version}",
         session.instance_url.trim_end_matches('/')
@@ -253,10 +253,10 @@ fn cometd_url(session: &Session, api_version: &str) -> String {
 }
 
 #[derive(Clone)]
-struct Emitter(Option<EventHandler>);
+pub(crate) struct Emitter(Option<EventHandler>);
 
 impl Emitter {
-    fn send(&self, event: StreamEvent) {
+    pub(crate) fn send(&self, event: StreamEvent) {
         event.log();
         if let Some(handler) = &self.0 {
             handler(&event);
@@ -302,39 +302,6 @@ impl StreamEvent {
             }
             _ => {}
         }
-    }
-}
-
-/// Logs in again when Salesforce refuses the token: new token, and the
-/// CometD URL of the (possibly new) instance.
-struct Relogin {
-    authenticator: Authenticator,
-    extension: Arc<SalesforceExtension>,
-    emit: Emitter,
-}
-
-impl Reauthenticate for Relogin {
-    fn reauthenticate(&self) -> BoxFuture<'_, Result<Option<String>, String>> {
-        Box::pin(async move {
-            let mut last = String::new();
-            for attempt in 0..3u32 {
-                if attempt > 0 {
-                    tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt))).await;
-                }
-                match self.authenticator.login().await {
-                    Ok(session) => {
-                        self.extension.set_token(session.access_token.expose());
-                        self.emit.send(StreamEvent::LoggedIn {
-                            instance_url: session.instance_url.clone(),
-                        });
-                        return Ok(Some(cometd_url(&session, self.authenticator.api_version())));
-                    }
-                    Err(error) if error.is_auth_failure() => return Err(error.to_string()),
-                    Err(error) => last = error.to_string(),
-                }
-            }
-            Err(last)
-        })
     }
 }
 
@@ -476,6 +443,9 @@ impl StreamingClient {
 pub struct StreamMessage {
     /// The channel it arrived on.
     pub channel: String,
+    /// The subscription it belongs to, exactly as subscribed (with its
+    /// `?filter`, if any): what markers are keyed by.
+    pub subscription: String,
     /// Its data, as received.
     pub data: Box<RawValue>,
     /// Its replay marker, when it has one.
@@ -550,6 +520,7 @@ impl StreamMessages {
                     _ => None,
                 };
                 Ok(StreamMessage {
+                    subscription: message.channel.clone(),
                     channel: message.channel,
                     data,
                     marker,
@@ -586,119 +557,4 @@ impl Stream for StreamMessages {
             Poll::Pending => Poll::Pending,
         }
     }
-}
-
-#[derive(Debug)]
-enum Commit {
-    Advance(String, ReplayMarker),
-    Flush(oneshot::Sender<()>),
-    /// Flush, then stop and release the store.
-    Close(oneshot::Sender<()>),
-}
-
-/// Writes markers to the store in batches (the newest per channel), and
-/// retries when the store fails, so a store outage never loses a marker
-/// that was committed later than the outage began.
-async fn commit_loop(
-    store: Arc<dyn ReplayStore>,
-    mut commits: mpsc::UnboundedReceiver<Commit>,
-    mut notices: mpsc::UnboundedReceiver<Notice>,
-    emit: Emitter,
-) {
-    let mut pending: HashMap<String, ReplayMarker> = HashMap::new();
-    let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
-    let mut open = true;
-    while open || !pending.is_empty() {
-        if pending.is_empty() && waiters.is_empty() {
-            tokio::select! {
-                commit = commits.recv() => match commit {
-                    Some(commit) => open &= take(commit, &mut pending, &mut waiters),
-                    None => open = false,
-                },
-                Some(notice) = notices.recv() => fallback(&store, &mut pending, notice, &emit).await,
-            }
-        }
-        while open && let Ok(commit) = commits.try_recv() {
-            open &= take(commit, &mut pending, &mut waiters);
-        }
-        while let Ok(notice) = notices.try_recv() {
-            fallback(&store, &mut pending, notice, &emit).await;
-        }
-        if !pending.is_empty() {
-            let batch: Vec<(String, ReplayMarker)> =
-                pending.iter().map(|(k, v)| (k.clone(), *v)).collect();
-            match store.advance_many(&batch).await {
-                Ok(_) => pending.clear(),
-                Err(error) => {
-                    emit.send(StreamEvent::StoreFailed {
-                        error: error.to_string(),
-                    });
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
-            }
-        }
-        if open {
-            for waiter in waiters.drain(..) {
-                let _ = waiter.send(());
-            }
-        }
-    }
-    // Release the store before telling `close` it may reopen it.
-    drop(store);
-    for waiter in waiters {
-        let _ = waiter.send(());
-    }
-}
-
-/// Adds a commit to the batch; returns false when the loop must stop.
-fn take(
-    commit: Commit,
-    pending: &mut HashMap<String, ReplayMarker>,
-    waiters: &mut Vec<oneshot::Sender<()>>,
-) -> bool {
-    match commit {
-        Commit::Advance(channel, marker) => {
-            let newest = pending
-                .get(&channel)
-                .is_none_or(|old| marker.is_newer_than(old));
-            if newest {
-                pending.insert(channel, marker);
-            }
-            true
-        }
-        Commit::Flush(waiter) => {
-            waiters.push(waiter);
-            true
-        }
-        Commit::Close(waiter) => {
-            waiters.push(waiter);
-            false
-        }
-    }
-}
-
-async fn fallback(
-    store: &Arc<dyn ReplayStore>,
-    pending: &mut HashMap<String, ReplayMarker>,
-    notice: Notice,
-    emit: &Emitter,
-) {
-    let Notice::Fallback {
-        channel,
-        expired,
-        fallback,
-    } = notice;
-    pending.remove(&channel);
-    // The stale marker must go, or every restart would hit the same error.
-    if let Err(error) = store.remove(&channel).await {
-        emit.send(StreamEvent::StoreFailed {
-            error: error.to_string(),
-        });
-    }
-    emit.send(StreamEvent::ReplayFallback {
-        channel,
-        expired_replay_id: expired,
-        fallback,
-    });
 }

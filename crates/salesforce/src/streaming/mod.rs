@@ -2,7 +2,9 @@
 //! events and generic channels over CometD, with durable replay.
 
 mod client;
+mod commit;
 mod extension;
+mod relogin;
 pub mod payload;
 
 pub use client::{
