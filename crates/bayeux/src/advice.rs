@@ -17,17 +17,31 @@ pub enum Reconnect {
     None,
 }
 
-/// The `advice` field.
+/// The `advice` field. Values of an unknown kind (a reconnect policy this
+/// client does not know, a number sent as text) are ignored, so that one odd
+/// message never makes a whole response unreadable.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Advice {
     /// Reconnect policy.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub reconnect: Option<Reconnect>,
     /// Milliseconds to wait before the next connect.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub interval: Option<i64>,
     /// Milliseconds the server may hold a connect.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "lenient_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout: Option<i64>,
     /// Several clients share one browser: poll, don't long-poll.
     #[serde(
@@ -36,6 +50,24 @@ pub struct Advice {
         skip_serializing_if = "Option::is_none"
     )]
     pub multiple_clients: Option<bool>,
+}
+
+/// Any JSON value; `None` when it is not a `T`.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// Milliseconds as an integer or a float (rounded down); `None` otherwise.
+fn lenient_millis<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    let value = serde_json::Value::deserialize(deserializer)?;
+    Ok(value
+        .as_i64()
+        .or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)))
 }
 
 /// The advice in force, updated field by field as replies bring advice
@@ -78,6 +110,19 @@ impl CurrentAdvice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn odd_values_are_ignored_not_fatal() {
+        let advice: Advice = serde_json::from_str(
+            r#"{"reconnect":"sometimes","interval":"soon","timeout":1500.7,"multiple-clients":true}"#,
+        )
+        .expect("an odd advice still parses");
+        assert_eq!(advice.reconnect, None);
+        assert_eq!(advice.interval, None);
+        assert_eq!(advice.timeout, Some(1500));
+        let advice: Advice = serde_json::from_str(r#"{"reconnect":"handshake"}"#).expect("advice");
+        assert_eq!(advice.reconnect, Some(Reconnect::Handshake));
+    }
 
     #[test]
     fn milliseconds_not_seconds() {

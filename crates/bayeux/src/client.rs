@@ -2,7 +2,6 @@
 //! owns the Bayeux session (handshake, connect loop, subscriptions,
 //! recovery), and a stream of the messages it receives.
 
-use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,6 +18,7 @@ use crate::backoff::Backoff;
 use crate::error::{Error, ErrorField, TransportError};
 use crate::extension::{Extension, SubscriptionFailure};
 use crate::message::{CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE};
+use crate::subscriptions::{Kind, Notice, Refusal, Reply, Request, Subscriptions};
 use crate::transport::{DEFAULT_MAX_RESPONSE_BYTES, Transport};
 
 /// Why the client (re-)handshakes.
@@ -101,7 +101,9 @@ pub trait Reauthenticate: Send + Sync + 'static {
     fn reauthenticate(&self) -> BoxFuture<'_, Result<Option<String>, String>>;
 }
 
-/// Decides whether a refused reply means "your credentials are no good".
+/// Decides whether a refused reply means "your credentials are no good"
+/// (what that looks like is the server's own convention: the generic
+/// client recognises none, the Salesforce layer knows Salesforce's text).
 pub type AuthFailureCheck = Arc<dyn Fn(&Message) -> bool + Send + Sync>;
 
 type EventHandler = Arc<dyn Fn(&ClientEvent) + Send + Sync>;
@@ -115,6 +117,7 @@ pub struct ClientBuilder {
     max_pending: usize,
     max_response_bytes: usize,
     request_margin: Duration,
+    subscribe_timeout: Duration,
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
     on_event: Option<EventHandler>,
@@ -136,6 +139,9 @@ impl std::fmt::Debug for ClientBuilder {
 /// Default bound of received messages waiting to be consumed.
 pub const DEFAULT_MAX_PENDING: usize = 10_000;
 
+/// Default bound of a subscribe or unsubscribe call.
+pub const DEFAULT_SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl ClientBuilder {
     /// A client of the Bayeux endpoint at `url`.
     pub fn new(url: impl Into<String>) -> Self {
@@ -147,8 +153,9 @@ impl ClientBuilder {
             max_pending: DEFAULT_MAX_PENDING,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
             request_margin: Duration::from_secs(30),
+            subscribe_timeout: DEFAULT_SUBSCRIBE_TIMEOUT,
             reauthenticate: None,
-            auth_failure: Arc::new(|m: &Message| m.error_field().and_then(|e| e.code) == Some(401)),
+            auth_failure: Arc::new(|_: &Message| false),
             on_event: None,
             rehandshake_after_failure: false,
         }
@@ -202,13 +209,22 @@ impl ClientBuilder {
         self
     }
 
+    /// The longest a subscribe or unsubscribe call waits for its outcome
+    /// (default [`DEFAULT_SUBSCRIBE_TIMEOUT`]); a subscribe that times out
+    /// fails and is not made later behind the caller's back.
+    pub fn subscribe_timeout(mut self, timeout: Duration) -> Self {
+        self.subscribe_timeout = timeout;
+        self
+    }
+
     /// How to log in again when the server refuses the credentials.
     pub fn reauthenticate(mut self, hook: Arc<dyn Reauthenticate>) -> Self {
         self.reauthenticate = Some(hook);
         self
     }
 
-    /// Which refused replies mean "credentials refused" (default: code 401).
+    /// Which refused replies mean "credentials refused" (default: none; a
+    /// refused reply is otherwise handled as its advice says).
     pub fn auth_failure(mut self, check: AuthFailureCheck) -> Self {
         self.auth_failure = check;
         self
@@ -243,19 +259,20 @@ impl ClientBuilder {
             backoff: self.backoff,
             connection_timeout: self.connection_timeout,
             request_margin: self.request_margin,
+            subscribe_timeout: self.subscribe_timeout,
             reauthenticate: self.reauthenticate,
             auth_failure: self.auth_failure,
             on_event: self.on_event,
             rehandshake_after_failure: self.rehandshake_after_failure,
             client_id: None,
             advice: CurrentAdvice::default(),
-            channels: BTreeMap::new(),
+            subscriptions: Subscriptions::new(self.backoff),
             next_id: 0,
             attempt: 0,
             auth_attempts: 0,
             failing_since: None,
             requests: FuturesUnordered::new(),
-            queued: Vec::new(),
+            interrupt: None,
             ready: Some(ready_tx),
         };
         tokio::spawn(task.run());
@@ -350,7 +367,7 @@ impl Client {
 
     /// Publishes `data` on `channel`.
     pub async fn publish<T: serde::Serialize>(&self, channel: &str, data: &T) -> Result<(), Error> {
-        if !valid_channel(channel) || channel.starts_with("/meta/") {
+        if !valid_channel(channel) || channel.starts_with("/meta/") || channel.contains('?') {
             return Err(Error::InvalidArgument(format!(
                 "cannot publish to {channel:?}"
             )));
@@ -374,8 +391,15 @@ impl Client {
     }
 }
 
+/// A channel name, optionally followed by a `?filter` (Salesforce's filtered
+/// subscriptions, e.g. `/topic/X?Industry='Energy'&ShippingCity='San Francisco'`):
+/// the name has no whitespace, the filter no control characters.
 fn valid_channel(channel: &str) -> bool {
-    channel.starts_with('/') && channel.len() > 1 && !channel.contains(char::is_whitespace)
+    let (name, filter) = channel.split_once('?').unwrap_or((channel, ""));
+    name.starts_with('/')
+        && name.len() > 1
+        && !name.contains(char::is_whitespace)
+        && !filter.contains(char::is_control)
 }
 
 #[derive(Debug, Default)]
@@ -437,37 +461,32 @@ impl Stream for Messages {
     }
 }
 
-/// State of one wanted subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum SubState {
-    /// Must be (re)sent after the next handshake or connect.
-    Wanted,
-    /// A subscribe is in flight.
-    Sending,
-    /// Accepted by the server in the current session.
-    Active,
-}
-
-/// What a finished side request (subscribe, unsubscribe, publish) reports.
+/// What a finished side request (subscribes and unsubscribes, or a publish) reports.
 struct RequestDone {
     kind: RequestKind,
+    /// The session it was sent in.
+    session: u64,
     result: Result<Vec<Message>, TransportError>,
 }
 
 enum RequestKind {
-    Subscribe {
-        channels: Vec<String>,
-        waiters: Vec<Option<oneshot::Sender<Result<(), Error>>>>,
+    Subscriptions(Vec<Request>),
+    Publish {
+        channel: String,
+        id: String,
+        reply: oneshot::Sender<Result<(), Error>>,
     },
-    Unsubscribe(Vec<String>, BatchReply),
-    Publish(String, oneshot::Sender<Result<(), Error>>),
 }
 
 /// What the main loop does next.
 enum Step {
     Handshake(HandshakeReason),
     Connect,
+    /// Log in again, then handshake.
+    Reauthenticate(String),
 }
+
+type SubscribeWaiter = oneshot::Sender<Result<(), Error>>;
 
 struct Task {
     transport: Arc<Transport>,
@@ -478,29 +497,33 @@ struct Task {
     backoff: Backoff,
     connection_timeout: Option<Duration>,
     request_margin: Duration,
+    subscribe_timeout: Duration,
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
     on_event: Option<EventHandler>,
     rehandshake_after_failure: bool,
     client_id: Option<String>,
     advice: CurrentAdvice,
-    channels: BTreeMap<String, SubState>,
+    subscriptions: Subscriptions<SubscribeWaiter>,
     next_id: u64,
-    /// Consecutive failures of the main loop.
+    /// Consecutive failures of the main loop (reset by a successful connect).
     attempt: u32,
-    /// Consecutive re-logins not followed by a successful handshake.
+    /// Consecutive re-logins not followed by a successful connect.
     auth_attempts: u32,
     failing_since: Option<Instant>,
     requests: FuturesUnordered<BoxFuture<'static, RequestDone>>,
-    /// Subscribes asked for before the first handshake completed.
-    queued: Vec<(String, oneshot::Sender<Result<(), Error>>)>,
+    /// Set when a side request learned that the session is gone or the
+    /// credentials were refused: the main loop stops waiting and acts.
+    interrupt: Option<Step>,
     ready: Option<oneshot::Sender<Result<(), Error>>>,
 }
 
-/// Why the main loop stops.
+/// Why the main loop stops what it is doing.
 enum Stop {
     Disconnected,
     Failed(Error),
+    /// Not a stop: go to this step at once.
+    Interrupted(Step),
 }
 
 impl Task {
@@ -510,24 +533,24 @@ impl Task {
             let result = match step {
                 Step::Handshake(reason) => self.handshake(reason).await,
                 Step::Connect => self.connect().await,
+                Step::Reauthenticate(why) => self.reauthenticate(why).await,
             };
             match result {
-                Ok(next) => step = next,
+                Ok(next) | Err(Stop::Interrupted(next)) => step = next,
                 Err(stop) => break stop,
             }
         };
         let error = match outcome {
-            Stop::Disconnected => None,
             Stop::Failed(error) => Some(error),
+            _ => None,
         };
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Err(error.clone().unwrap_or(Error::Closed)));
         } else if let Some(error) = &error {
             let _ = self.out.send(Err(error.clone()));
         }
-        for (_, waiter) in self.queued.drain(..) {
-            let _ = waiter.send(Err(error.clone().unwrap_or(Error::Closed)));
-        }
+        self.subscriptions
+            .close(&error.clone().unwrap_or(Error::Closed));
         self.emit(ClientEvent::Closed {
             error: error.map(|e| e.to_string()),
         });
@@ -549,10 +572,15 @@ impl Task {
         self.advice.timeout + self.request_margin
     }
 
-    /// Runs `work` while still serving commands and side requests.
+    /// Runs `work` while still serving commands, side requests and the
+    /// subscription timers; returns early when a side request interrupts.
     async fn serve_while<T>(&mut self, work: impl Future<Output = T>) -> Result<T, Stop> {
         tokio::pin!(work);
         loop {
+            if let Some(step) = self.interrupt.take() {
+                return Err(Stop::Interrupted(step));
+            }
+            let due = self.subscriptions.next_due();
             tokio::select! {
                 done = &mut work => return Ok(done),
                 command = self.commands.recv() => match command {
@@ -560,6 +588,7 @@ impl Task {
                     None => return Err(Stop::Disconnected),
                 },
                 Some(done) = self.requests.next(), if !self.requests.is_empty() => self.request_done(done),
+                _ = sleep_until(due), if due.is_some() => self.pump(),
             }
         }
     }
@@ -584,11 +613,13 @@ impl Task {
         Ok(retry_in)
     }
 
+    /// A connect succeeded: the connection works again.
     fn succeeded(&mut self) {
         if self.attempt > 0 && self.client_id.is_some() {
             self.emit(ClientEvent::Reconnected);
         }
         self.attempt = 0;
+        self.auth_attempts = 0;
         self.failing_since = None;
     }
 
@@ -599,11 +630,14 @@ impl Task {
         self.serve_while(tokio::time::sleep(delay)).await
     }
 
+    /// Forgets the session: nothing is sent in it any more.
+    fn end_session(&mut self) -> Option<String> {
+        self.subscriptions.session_ended();
+        self.client_id.take()
+    }
+
     async fn handshake(&mut self, reason: HandshakeReason) -> Result<Step, Stop> {
-        self.client_id = None;
-        for state in self.channels.values_mut() {
-            *state = SubState::Wanted;
-        }
+        self.end_session();
         let mut message = Message::new(HANDSHAKE);
         message.id = Some(self.id());
         message.version = Some("1.0".into());
@@ -617,7 +651,7 @@ impl Task {
         let replies = match result {
             Ok(replies) => replies,
             Err(error) if error.is_unauthorized() => {
-                return self.reauthenticate(error.to_string()).await;
+                return Ok(Step::Reauthenticate(error.to_string()));
             }
             Err(error) => {
                 let delay = self.failed(format!("handshake: {error}"))?;
@@ -625,6 +659,7 @@ impl Task {
                 return Ok(Step::Handshake(reason));
             }
         };
+        self.deliver_events(&replies);
         let Some(reply) = replies.into_iter().find(|m| m.channel == HANDSHAKE) else {
             let delay = self.failed("handshake: no handshake reply".into())?;
             self.sleep(delay).await?;
@@ -638,9 +673,9 @@ impl Task {
                 .error_field()
                 .unwrap_or_else(|| ErrorField::parse("handshake refused"));
             if (self.auth_failure)(&reply) {
-                return self.reauthenticate(error.to_string()).await;
+                return Ok(Step::Reauthenticate(error.to_string()));
             }
-            if self.advice.reconnect == Reconnect::None {
+            if own_reconnect(&reply) == Some(Reconnect::None) {
                 return Err(Stop::Failed(Error::ReconnectForbidden(error.to_string())));
             }
             let delay = self.failed(format!("handshake refused: {error}"))?;
@@ -650,23 +685,18 @@ impl Task {
         let client_id = reply.client_id.unwrap_or_default();
         self.client_id = Some(client_id.clone());
         self.advice.reconnect = Reconnect::Retry;
-        self.auth_attempts = 0;
-        self.succeeded();
+        self.subscriptions.session_started();
         self.emit(ClientEvent::Handshaken { client_id, reason });
         if let Some(ready) = self.ready.take() {
             let _ = ready.send(Ok(()));
         }
-        for (channel, waiter) in std::mem::take(&mut self.queued) {
-            self.channels
-                .entry(channel.clone())
-                .or_insert(SubState::Wanted);
-            self.send_subscribes(vec![channel], vec![Some(waiter)]);
-        }
-        self.resubscribe_wanted();
+        // Every wanted channel is subscribed again in the new session.
+        self.pump();
         Ok(Step::Connect)
     }
 
     async fn reauthenticate(&mut self, why: String) -> Result<Step, Stop> {
+        self.end_session();
         let Some(hook) = self.reauthenticate.clone() else {
             return Err(Stop::Failed(Error::Unauthorized(why)));
         };
@@ -716,24 +746,13 @@ impl Task {
         {
             Ok(replies) => replies,
             Err(error) if error.is_unauthorized() => {
-                return self.reauthenticate(error.to_string()).await;
+                return Ok(Step::Reauthenticate(error.to_string()));
             }
             Err(error) => return self.connect_lost(format!("connect: {error}")).await,
         };
-        let mut reply = None;
-        let mut server_disconnect = false;
-        let mut delivered = 0;
-        for message in replies {
-            if message.channel == CONNECT {
-                reply = Some(message);
-            } else if message.channel == DISCONNECT {
-                server_disconnect = true;
-            } else if !message.is_meta() {
-                delivered += 1;
-                let _ = self.out.send(Ok(message));
-            }
-        }
-        self.pending.count.fetch_add(delivered, Ordering::AcqRel);
+        self.deliver_events(&replies);
+        let server_disconnect = replies.iter().any(|m| m.channel == DISCONNECT);
+        let reply = replies.into_iter().find(|m| m.channel == CONNECT);
         if server_disconnect {
             self.emit(ClientEvent::ServerDisconnected);
             self.succeeded();
@@ -742,29 +761,42 @@ impl Task {
         let Some(reply) = reply else {
             return self.connect_lost("connect: no connect reply".into()).await;
         };
+        let own = own_reconnect(&reply);
         if let Some(advice) = &reply.advice {
             self.advice.update(advice);
         }
         if reply.is_successful() {
             self.succeeded();
-            self.resubscribe_wanted();
-            return Ok(match self.advice.reconnect {
-                Reconnect::Handshake => Step::Handshake(HandshakeReason::SessionLost),
-                _ => Step::Connect,
-            });
+            return match self.advice.reconnect {
+                Reconnect::Retry => Ok(Step::Connect),
+                Reconnect::Handshake => Ok(Step::Handshake(HandshakeReason::SessionLost)),
+                Reconnect::None => Err(Stop::Failed(Error::ReconnectForbidden(
+                    "the server's connect reply advised reconnect: none".into(),
+                ))),
+            };
         }
         let error = reply
             .error_field()
             .unwrap_or_else(|| ErrorField::parse("connect refused"));
         if (self.auth_failure)(&reply) {
-            return self.reauthenticate(error.to_string()).await;
+            return Ok(Step::Reauthenticate(error.to_string()));
         }
-        match self.advice.reconnect {
+        // The reply's own advice decides; without one, a server that no
+        // longer knows the client needs a handshake, not the dead client id.
+        let reconnect = own.unwrap_or(if session_unknown(&reply) {
+            Reconnect::Handshake
+        } else {
+            self.advice.reconnect
+        });
+        match reconnect {
+            Reconnect::None => Err(Stop::Failed(Error::ReconnectForbidden(error.to_string()))),
             Reconnect::Handshake => {
-                tracing::info!(%error, "session lost; handshaking again");
+                // Backed off too: a server that forgets every new session
+                // must not get a handshake storm.
+                let delay = self.failed(format!("session lost: {error}"))?;
+                self.sleep(delay).await?;
                 Ok(Step::Handshake(HandshakeReason::SessionLost))
             }
-            Reconnect::None => Err(Stop::Failed(Error::ReconnectForbidden(error.to_string()))),
             Reconnect::Retry => {
                 let delay = self.failed(format!("connect refused: {error}"))?;
                 self.sleep(delay).await?;
@@ -781,7 +813,7 @@ impl Task {
         if !self.rehandshake_after_failure {
             return Ok(Step::Connect);
         }
-        if let Some(old) = self.client_id.take() {
+        if let Some(old) = self.end_session() {
             // Politely end the old session; the server would drop it anyway.
             let mut message = Message::new(DISCONNECT);
             message.id = Some(self.id());
@@ -794,47 +826,27 @@ impl Task {
         Ok(Step::Handshake(HandshakeReason::ConnectionLost))
     }
 
+    /// Hands every event of a response to the consumer, whatever reply
+    /// carried it: servers may deliver queued events with the reply to a
+    /// subscribe, an unsubscribe or a publish, not only to a connect.
+    fn deliver_events(&self, replies: &[Message]) {
+        let mut delivered = 0;
+        for message in replies {
+            // A reply to a publish also names the channel, but carries
+            // `successful`; an event does not.
+            if !message.is_meta() && message.successful.is_none() {
+                delivered += 1;
+                let _ = self.out.send(Ok(message.clone()));
+            }
+        }
+        self.pending.count.fetch_add(delivered, Ordering::AcqRel);
+    }
+
     fn command(&mut self, command: Command) -> Result<(), Stop> {
         match command {
-            Command::Subscribe(channels, reply) => {
-                let (waiters, receivers): (Vec<_>, Vec<_>) =
-                    channels.iter().map(|_| oneshot::channel()).unzip();
-                tokio::spawn(async move {
-                    let mut results = Vec::new();
-                    for rx in receivers {
-                        results.push(rx.await.unwrap_or(Err(Error::Closed)));
-                    }
-                    let _ = reply.send(results);
-                });
-                if self.client_id.is_none() {
-                    self.queued.extend(channels.into_iter().zip(waiters));
-                } else {
-                    for channel in &channels {
-                        self.channels.insert(channel.clone(), SubState::Wanted);
-                    }
-                    self.send_subscribes(channels, waiters.into_iter().map(Some).collect());
-                }
-            }
+            Command::Subscribe(channels, reply) => self.want(channels, Kind::Subscribe, reply),
             Command::Unsubscribe(channels, reply) => {
-                for channel in &channels {
-                    self.channels.remove(channel);
-                }
-                self.queued.retain(|(c, _)| !channels.contains(c));
-                let Some(client_id) = self.client_id.clone() else {
-                    let _ = reply.send(channels.iter().map(|_| Ok(())).collect());
-                    return Ok(());
-                };
-                let messages = channels
-                    .iter()
-                    .map(|channel| {
-                        let mut m = Message::new(UNSUBSCRIBE);
-                        m.id = Some(self.id());
-                        m.client_id = Some(client_id.clone());
-                        m.subscription = Some(channel.clone());
-                        m
-                    })
-                    .collect();
-                self.send_request(messages, RequestKind::Unsubscribe(channels, reply));
+                self.want(channels, Kind::Unsubscribe, reply)
             }
             Command::Publish(channel, data, reply) => {
                 let Some(client_id) = self.client_id.clone() else {
@@ -843,14 +855,18 @@ impl Task {
                     ))));
                     return Ok(());
                 };
+                let id = self.id();
                 let mut message = Message::new(channel.clone());
-                message.id = Some(self.id());
+                message.id = Some(id.clone());
                 message.client_id = Some(client_id);
                 message.data = Some(data);
-                self.send_request(vec![message], RequestKind::Publish(channel, reply));
+                self.send_request(
+                    vec![message],
+                    RequestKind::Publish { channel, id, reply },
+                );
             }
             Command::Disconnect(reply) => {
-                if let Some(client_id) = self.client_id.take() {
+                if let Some(client_id) = self.end_session() {
                     let mut message = Message::new(DISCONNECT);
                     message.id = Some(self.id());
                     message.client_id = Some(client_id);
@@ -868,80 +884,122 @@ impl Task {
         Ok(())
     }
 
-    fn send_request(&mut self, messages: Vec<Message>, kind: RequestKind) {
-        let transport = self.transport.clone();
-        let timeout = self.request_margin.max(Duration::from_secs(30));
-        self.requests.push(Box::pin(async move {
-            let result = transport.send(messages, timeout).await;
-            RequestDone { kind, result }
-        }));
-    }
-
-    /// Sends subscribes for channels marked wanted (after a handshake, or
-    /// when an earlier resubscribe could not be sent).
-    fn resubscribe_wanted(&mut self) {
-        let wanted: Vec<String> = self
-            .channels
-            .iter()
-            .filter(|(_, state)| **state == SubState::Wanted)
-            .map(|(c, _)| c.clone())
-            .collect();
-        if !wanted.is_empty() {
-            let waiters = wanted.iter().map(|_| None).collect();
-            self.send_subscribes(wanted, waiters);
+    /// Records what the user wants for each channel; the outcomes go to `reply`.
+    fn want(&mut self, channels: Vec<String>, kind: Kind, reply: BatchReply) {
+        let deadline = Instant::now() + self.subscribe_timeout;
+        let (waiters, receivers): (Vec<_>, Vec<_>) =
+            channels.iter().map(|_| oneshot::channel()).unzip();
+        tokio::spawn(async move {
+            let mut results = Vec::new();
+            for rx in receivers {
+                results.push(rx.await.unwrap_or(Err(Error::Closed)));
+            }
+            let _ = reply.send(results);
+        });
+        for (channel, waiter) in channels.iter().zip(waiters) {
+            self.subscriptions.want(channel, kind, waiter, deadline);
         }
+        self.pump();
     }
 
-    fn send_subscribes(
-        &mut self,
-        channels: Vec<String>,
-        waiters: Vec<Option<oneshot::Sender<Result<(), Error>>>>,
-    ) {
+    /// Sends what the subscription state machine says is due, and reports
+    /// what it noticed.
+    fn pump(&mut self) {
+        let requests = self.subscriptions.poll(Instant::now());
+        self.report();
+        if requests.is_empty() {
+            return;
+        }
         let Some(client_id) = self.client_id.clone() else {
             return;
         };
-        let messages = channels
+        let messages = requests
             .iter()
-            .map(|channel| {
-                self.channels.insert(channel.clone(), SubState::Sending);
-                let mut m = Message::new(SUBSCRIBE);
-                m.id = Some(self.id());
+            .map(|request| {
+                let mut m = Message::new(match request.kind {
+                    Kind::Subscribe => SUBSCRIBE,
+                    Kind::Unsubscribe => UNSUBSCRIBE,
+                });
+                m.id = Some(request.id.clone());
                 m.client_id = Some(client_id.clone());
-                m.subscription = Some(channel.clone());
+                m.subscription = Some(request.channel.clone());
                 m
             })
             .collect();
-        self.send_request(messages, RequestKind::Subscribe { channels, waiters });
+        self.send_request(messages, RequestKind::Subscriptions(requests));
+    }
+
+    fn report(&mut self) {
+        for notice in self.subscriptions.take_notices() {
+            match notice {
+                Notice::Subscribed(channel) => self.emit(ClientEvent::Subscribed { channel }),
+                Notice::Retrying {
+                    channel,
+                    error,
+                    attempt,
+                    retry_in,
+                } => {
+                    tracing::warn!(%channel, %error, attempt, ?retry_in, "subscribe failed; retrying");
+                    self.emit(ClientEvent::SubscriptionRetrying {
+                        channel,
+                        error,
+                        attempt,
+                        retry_in,
+                    });
+                }
+                Notice::Failed { channel, error } => {
+                    // The consumer must hear of it, not only the event hook.
+                    let _ = self.out.send(Err(Error::SubscriptionFailed {
+                        channel: channel.clone(),
+                        error: error.clone(),
+                    }));
+                    self.emit(ClientEvent::SubscriptionFailed { channel, error });
+                }
+            }
+        }
+    }
+
+    fn send_request(&mut self, messages: Vec<Message>, kind: RequestKind) {
+        let transport = self.transport.clone();
+        let timeout = self.request_margin.max(Duration::from_secs(30));
+        let session = self.subscriptions.session();
+        self.requests.push(Box::pin(async move {
+            let result = transport.send(messages, timeout).await;
+            RequestDone {
+                kind,
+                session,
+                result,
+            }
+        }));
     }
 
     fn request_done(&mut self, done: RequestDone) {
+        if let Ok(replies) = &done.result {
+            self.deliver_events(replies);
+        }
+        let current = self.subscriptions.is_current(done.session);
         match done.kind {
-            RequestKind::Subscribe { channels, waiters } => {
-                self.subscribes_done(channels, waiters, done.result)
+            RequestKind::Subscriptions(requests) => {
+                for request in requests {
+                    let reply = match &done.result {
+                        Err(error) => {
+                            if current && error.is_unauthorized() {
+                                self.interrupt = Some(Step::Reauthenticate(error.to_string()));
+                            }
+                            Reply::Lost(error.to_string())
+                        }
+                        Ok(replies) => self.classify(&request, replies, current),
+                    };
+                    self.subscriptions
+                        .reply(&request.channel, &request.id, done.session, reply);
+                }
+                self.pump();
             }
-            RequestKind::Unsubscribe(channels, reply) => {
-                let results = match done.result {
-                    Ok(replies) => channels
-                        .iter()
-                        .map(|channel| match reply_for(&replies, UNSUBSCRIBE, channel) {
-                            Some(m) if m.is_successful() => Ok(()),
-                            Some(m) => Err(refused(UNSUBSCRIBE, m)),
-                            None => Err(missing_reply(UNSUBSCRIBE)),
-                        })
-                        .collect(),
-                    Err(error) => channels
-                        .iter()
-                        .map(|_| Err(Error::Transport(error.clone())))
-                        .collect(),
-                };
-                let _ = reply.send(results);
-            }
-            RequestKind::Publish(channel, reply) => {
+            RequestKind::Publish { channel, id, reply } => {
                 let result = match done.result {
-                    Ok(replies) => match replies
-                        .iter()
-                        .find(|m| m.channel == channel && m.successful.is_some())
-                    {
+                    Ok(replies) => match reply_to(&replies, &channel, &id, |m| {
+                        m.successful.is_some() && m.channel == channel
+                    }) {
                         Some(m) if m.is_successful() => Ok(()),
                         Some(m) => Err(refused(&channel, m)),
                         None => Err(missing_reply(&channel)),
@@ -953,81 +1011,78 @@ impl Task {
         }
     }
 
-    fn subscribes_done(
-        &mut self,
-        channels: Vec<String>,
-        waiters: Vec<Option<oneshot::Sender<Result<(), Error>>>>,
-        result: Result<Vec<Message>, TransportError>,
-    ) {
-        let mut retry = (Vec::new(), Vec::new());
-        for (channel, waiter) in channels.into_iter().zip(waiters) {
-            let still_wanted = self.channels.get(&channel) == Some(&SubState::Sending);
-            let outcome = match &result {
-                Err(error) => {
-                    // Sent again after the next successful connect or handshake.
-                    if still_wanted {
-                        self.channels.insert(channel.clone(), SubState::Wanted);
-                    }
-                    Err(Error::Transport(error.clone()))
-                }
-                Ok(replies) => match reply_for(replies, SUBSCRIBE, &channel) {
-                    Some(m) if m.is_successful() => {
-                        if still_wanted {
-                            self.channels.insert(channel.clone(), SubState::Active);
-                        }
-                        Ok(())
-                    }
-                    Some(m) => {
-                        let error = m
-                            .error_field()
-                            .unwrap_or_else(|| ErrorField::parse("subscribe refused"));
-                        if error.code == Some(403) && error.message.contains("Unknown client") {
-                            // The next connect will see the lost session and handshake again.
-                            if still_wanted {
-                                self.channels.insert(channel.clone(), SubState::Wanted);
-                            }
-                            if let Some(waiter) = waiter {
-                                self.queued.push((channel, waiter));
-                            }
-                            continue;
-                        }
-                        let retry_asked = self.transport.extensions().iter().any(|e| {
-                            e.subscription_failed(&channel, &error) == SubscriptionFailure::Retry
-                        });
-                        if retry_asked && still_wanted {
-                            retry.0.push(channel);
-                            retry.1.push(waiter);
-                            continue;
-                        }
-                        self.channels.remove(&channel);
-                        if waiter.is_none() {
-                            // An automatic resubscribe: the consumer must hear of it.
-                            let _ = self.out.send(Err(Error::SubscriptionFailed {
-                                channel: channel.clone(),
-                                error: error.clone(),
-                            }));
-                        }
-                        self.emit(ClientEvent::SubscriptionFailed {
-                            channel: channel.clone(),
-                            error: error.clone(),
-                        });
-                        Err(Error::SubscriptionFailed { channel, error })
-                    }
-                    None => {
-                        if still_wanted {
-                            self.channels.insert(channel.clone(), SubState::Wanted);
-                        }
-                        Err(missing_reply(SUBSCRIBE))
-                    }
-                },
-            };
-            if let Some(waiter) = waiter {
-                let _ = waiter.send(outcome);
+    /// What the server said to one subscribe or unsubscribe, and what to do
+    /// about a refusal (following the reply's advice, the credentials
+    /// check, and the extensions).
+    fn classify(&mut self, request: &Request, replies: &[Message], current: bool) -> Reply {
+        let meta = match request.kind {
+            Kind::Subscribe => SUBSCRIBE,
+            Kind::Unsubscribe => UNSUBSCRIBE,
+        };
+        let Some(message) = reply_to(replies, meta, &request.id, |m| {
+            m.subscription.as_deref() == Some(request.channel.as_str())
+        }) else {
+            return Reply::Lost(format!("no {meta} reply in the response"));
+        };
+        if message.is_successful() {
+            return Reply::Accepted;
+        }
+        let error = message
+            .error_field()
+            .unwrap_or_else(|| ErrorField::parse(&format!("{meta} refused")));
+        let action = if (self.auth_failure)(message) {
+            if current {
+                self.interrupt = Some(Step::Reauthenticate(error.to_string()));
             }
-        }
-        if !retry.0.is_empty() {
-            self.send_subscribes(retry.0, retry.1);
-        }
+            Refusal::AfterHandshake
+        } else if session_unknown(message) {
+            if current {
+                self.interrupt = Some(Step::Handshake(HandshakeReason::SessionLost));
+            }
+            Refusal::AfterHandshake
+        } else if request.kind == Kind::Unsubscribe {
+            Refusal::GiveUp
+        } else {
+            let opinions: Vec<SubscriptionFailure> = self
+                .transport
+                .extensions()
+                .iter()
+                .map(|e| e.subscription_failed(&request.channel, &error))
+                .collect();
+            if opinions.contains(&SubscriptionFailure::Retry) {
+                Refusal::Now
+            } else if opinions.contains(&SubscriptionFailure::GiveUp)
+                || own_reconnect(message) == Some(Reconnect::None)
+            {
+                Refusal::GiveUp
+            } else {
+                Refusal::Later
+            }
+        };
+        Reply::Refused { error, action }
+    }
+}
+
+/// The `advice.reconnect` a reply carries itself (not the advice in force).
+fn own_reconnect(message: &Message) -> Option<Reconnect> {
+    message.advice.as_ref().and_then(|a| a.reconnect)
+}
+
+/// Whether a refused reply says the server no longer knows the client:
+/// advice `handshake`, Bayeux's "unknown client" (402 in the specification,
+/// 401 in Faye, 403 in Salesforce) or CometD's `session_unknown`.
+fn session_unknown(message: &Message) -> bool {
+    if own_reconnect(message) == Some(Reconnect::Handshake) {
+        return true;
+    }
+    let text = message.error.as_deref().unwrap_or_default().to_ascii_lowercase();
+    text.contains("unknown client") || text.contains("session_unknown")
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -1043,14 +1098,21 @@ async fn wait_below(pending: &Pending, max: usize) {
     }
 }
 
-fn reply_for<'a>(replies: &'a [Message], channel: &str, subscription: &str) -> Option<&'a Message> {
+/// The reply on `channel` to the message `id`; servers that do not echo
+/// ids are matched by `fallback`.
+fn reply_to<'a>(
+    replies: &'a [Message],
+    channel: &str,
+    id: &str,
+    fallback: impl Fn(&Message) -> bool,
+) -> Option<&'a Message> {
     replies
         .iter()
-        .find(|m| m.channel == channel && m.subscription.as_deref() == Some(subscription))
+        .find(|m| m.channel == channel && m.id.as_deref() == Some(id))
         .or_else(|| {
             replies
                 .iter()
-                .find(|m| m.channel == channel && m.subscription.is_none())
+                .find(|m| m.channel == channel && m.id.is_none() && fallback(m))
         })
 }
 

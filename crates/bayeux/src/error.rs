@@ -123,6 +123,13 @@ pub enum Error {
     /// The client was closed.
     #[error("the client is closed")]
     Closed,
+    /// A subscribe or unsubscribe did not complete within its deadline
+    /// (see [`crate::ClientBuilder::subscribe_timeout`]).
+    #[error("{0} did not complete in time")]
+    Timeout(String),
+    /// A later subscribe or unsubscribe of the same channel superseded this one.
+    #[error("a later subscribe or unsubscribe of {0} superseded this one")]
+    Superseded(String),
     /// An argument was invalid (e.g. a channel name).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -6,12 +6,16 @@ use reqwest::header::HeaderMap;
 use crate::error::ErrorField;
 use crate::message::Message;
 
-/// What to do when the server refuses a subscription.
+/// What to do when the server refuses a subscription (other than for a lost
+/// session or refused credentials, which the client handles itself).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SubscriptionFailure {
     /// Subscribe again at once (the extension changed what it will send).
     Retry,
-    /// Give the subscription up and report the error.
+    /// No opinion: an automatic resubscribe is retried with backoff; a
+    /// subscribe someone waits for fails with the error.
+    RetryLater,
+    /// Give the subscription up and report the error (it cannot succeed).
     GiveUp,
 }
 
@@ -33,10 +37,10 @@ pub trait Extension: Send + Sync + 'static {
         let _ = headers;
     }
 
-    /// Called when a subscribe was refused; the first extension that asks
-    /// for a retry wins.
+    /// Called when a subscribe was refused; an extension asking for a
+    /// retry wins, then one giving up.
     fn subscription_failed(&self, channel: &str, error: &ErrorField) -> SubscriptionFailure {
         let _ = (channel, error);
-        SubscriptionFailure::GiveUp
+        SubscriptionFailure::RetryLater
     }
 }

@@ -47,12 +47,14 @@ mod client;
 mod error;
 mod extension;
 mod message;
+mod subscriptions;
 mod transport;
 
 pub use advice::{Advice, CurrentAdvice, Reconnect};
 pub use backoff::Backoff;
 pub use client::{
-    AuthFailureCheck, Client, ClientBuilder, ClientEvent, DEFAULT_MAX_PENDING, HandshakeReason,
+    AuthFailureCheck, Client, ClientBuilder, ClientEvent, DEFAULT_MAX_PENDING,
+    DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason,
     Messages, Reauthenticate,
 };
 pub use error::{Error, ErrorField, TransportError};

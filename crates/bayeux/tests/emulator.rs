@@ -253,8 +253,14 @@ async fn invalid_tokens_are_renewed_through_the_hook_or_fail_cleanly() {
         emulator: f.emulator.org().clone(),
         token: f.token.clone(),
     });
+    // What "credentials refused" looks like is the server's convention:
+    // here Salesforce's text, as the Salesforce layer recognises it.
+    let salesforce_auth = Arc::new(|m: &sfstream_bayeux::Message| {
+        m.error.as_deref() == Some("401::Authentication invalid")
+    });
     let (client, mut messages) = f
         .builder()
+        .auth_failure(salesforce_auth.clone())
         .reauthenticate(hook)
         .connect()
         .await
@@ -278,7 +284,12 @@ async fn invalid_tokens_are_renewed_through_the_hook_or_fail_cleanly() {
 
     // Without a hook, refused credentials end the stream with a clear error.
     let g = fixture().await;
-    let (_client, mut messages) = g.builder().connect().await.expect("connects");
+    let (_client, mut messages) = g
+        .builder()
+        .auth_failure(salesforce_auth)
+        .connect()
+        .await
+        .expect("connects");
     g.fault("invalidate-tokens", json!({})).await;
     let last = tokio::time::timeout(Duration::from_secs(10), messages.next())
         .await
@@ -288,6 +299,19 @@ async fn invalid_tokens_are_renewed_through_the_hook_or_fail_cleanly() {
         "{last:?}"
     );
     assert!(messages.next().await.is_none());
+
+    // A generic client knows no server's auth convention: it obeys the
+    // reply's advice (`reconnect: none`) and stops saying so.
+    let h = fixture().await;
+    let (_client, mut messages) = h.builder().connect().await.expect("connects");
+    h.fault("invalidate-tokens", json!({})).await;
+    let last = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await
+        .expect("ends");
+    assert!(
+        matches!(&last, Some(Err(Error::ReconnectForbidden(text))) if text.contains("401::Authentication invalid")),
+        "{last:?}"
+    );
 }
 
 #[tokio::test]
