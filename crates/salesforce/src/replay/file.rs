@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use chrono::DateTime;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::channel_key;
 use super::marker::ReplayMarker;
 use super::store::{ReplayStore, StoreError};
 
@@ -212,7 +211,7 @@ fn advance_in(
     channel: &str,
     marker: ReplayMarker,
 ) -> Result<bool, StoreError> {
-    let key = channel_key(channel);
+    let key = channel;
     let stored = match table.get(key).map_err(|e| map_err(store, e))? {
         Some(guard) => Some(decode(store, key, guard.value())?),
         None => None,
@@ -249,7 +248,7 @@ fn write<T>(
 #[async_trait]
 impl ReplayStore for FileStore {
     async fn get(&self, channel: &str) -> Result<Option<ReplayMarker>, StoreError> {
-        let key = channel_key(channel).to_string();
+        let key = channel.to_string();
         self.run(move |db, store| {
             let txn = db.begin_read().map_err(|e| map_err(store, e))?;
             let table = txn.open_table(TABLE).map_err(|e| map_err(store, e))?;
@@ -262,7 +261,7 @@ impl ReplayStore for FileStore {
     }
 
     async fn advance(&self, channel: &str, marker: ReplayMarker) -> Result<bool, StoreError> {
-        let key = channel_key(channel).to_string();
+        let key = channel.to_string();
         self.run(move |db, store| {
             write(db, store, |table| {
                 let moved = advance_in(store, table, &key, marker)?;
@@ -292,7 +291,7 @@ impl ReplayStore for FileStore {
     }
 
     async fn replace(&self, channel: &str, marker: ReplayMarker) -> Result<(), StoreError> {
-        let key = channel_key(channel).to_string();
+        let key = channel.to_string();
         self.run(move |db, store| {
             write(db, store, |table| {
                 table
@@ -305,7 +304,7 @@ impl ReplayStore for FileStore {
     }
 
     async fn remove(&self, channel: &str) -> Result<(), StoreError> {
-        let key = channel_key(channel).to_string();
+        let key = channel.to_string();
         self.run(move |db, store| {
             write(db, store, |table| {
                 let removed = table

@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use parking_lot::Mutex;
 
-use super::channel_key;
 use super::marker::ReplayMarker;
 use super::store::{ReplayStore, StoreError};
 
@@ -46,7 +45,7 @@ fn advance_in(
     channel: &str,
     marker: ReplayMarker,
 ) -> bool {
-    let key = channel_key(channel);
+    let key = channel;
     match map.get_mut(key) {
         Some(stored) if marker.is_newer_than(stored) => {
             *stored = marker;
@@ -63,7 +62,7 @@ fn advance_in(
 #[async_trait]
 impl ReplayStore for MemoryStore {
     async fn get(&self, channel: &str) -> Result<Option<ReplayMarker>, StoreError> {
-        Ok(self.markers.lock().get(channel_key(channel)).copied())
+        Ok(self.markers.lock().get(channel).copied())
     }
 
     async fn advance(&self, channel: &str, marker: ReplayMarker) -> Result<bool, StoreError> {
@@ -84,12 +83,12 @@ impl ReplayStore for MemoryStore {
     async fn replace(&self, channel: &str, marker: ReplayMarker) -> Result<(), StoreError> {
         self.markers
             .lock()
-            .insert(channel_key(channel).to_string(), marker);
+            .insert(channel.to_string(), marker);
         Ok(())
     }
 
     async fn remove(&self, channel: &str) -> Result<(), StoreError> {
-        self.markers.lock().remove(channel_key(channel));
+        self.markers.lock().remove(channel);
         Ok(())
     }
 

@@ -16,8 +16,10 @@
 //!   the Python Nameko Salesforce extension); [`open_store`] opens one from
 //!   a URI.
 //!
-//! Stores key markers by [`channel_key`], the channel without its
-//! `?filter` query string, and never move a marker backwards.
+//! Stores key markers by subscription, exactly as subscribed: a channel
+//! (`/topic/X`, the Python-compatible key) or a channel with its filter
+//! (`/topic/X?Status__c='Open'`), which is a stream of its own. They never
+//! move a marker backwards.
 
 #![warn(missing_docs)]
 
@@ -35,8 +37,8 @@ pub use memory::MemoryStore;
 pub use store::{ReplayStore, StoreError, redact_url, start_point};
 pub use uri::open_store;
 
-/// The key markers are stored under: `channel` without any `?filter` query
-/// string.
+/// A channel without its `?filter` query string: the channel a filtered
+/// subscription streams from (markers are kept under the whole subscription).
 ///
 /// ```
 /// use sfstream_salesforce::replay::channel_key;
@@ -93,7 +95,7 @@ mod tests {
                 handles.push(tokio::spawn(async move {
                     let mut last_seen: Option<ReplayMarker> = None;
                     for m in mine {
-                        store.advance("/topic/P?f=1", m).await.expect("memory");
+                        store.advance("/topic/P", m).await.expect("memory");
                         tokio::task::yield_now().await;
                         let now = store.get("/topic/P").await.expect("memory");
                         // What a task observes never moves backwards.

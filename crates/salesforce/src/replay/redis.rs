@@ -8,7 +8,6 @@ use ::redis::{Client, Script};
 use async_trait::async_trait;
 use chrono::DateTime;
 
-use super::channel_key;
 use super::marker::ReplayMarker;
 use super::store::{ReplayStore, StoreError, redact_url};
 
@@ -229,11 +228,11 @@ impl RedisStore {
     }
 
     fn id_key(&self, channel: &str) -> String {
-        format!("{}{}", self.id_prefix, channel_key(channel))
+        format!("{}{}", self.id_prefix, channel)
     }
 
     fn created_key(&self, channel: &str) -> String {
-        format!("{}{}", self.created_prefix, channel_key(channel))
+        format!("{}{}", self.created_prefix, channel)
     }
 
     fn redis_err(&self, source: ::redis::RedisError) -> StoreError {

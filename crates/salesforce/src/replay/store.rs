@@ -9,9 +9,8 @@ use super::marker::{ReplayFrom, ReplayMarker};
 /// Durable storage of the newest processed [`ReplayMarker`] per channel
 /// (aiosfstream's `ReplayMarkerStorage`).
 ///
-/// Channels are keyed by [`channel_key`](super::channel_key): the channel
-/// name without any `?filter` query string, so `/topic/X?Status__c=Open` and
-/// `/topic/X` share one marker. A client advances the marker only after the
+/// Markers are keyed by subscription, exactly as subscribed: `/topic/X` and
+/// `/topic/X?Status__c=Open` are two streams with a marker each. A client advances the marker only after the
 /// handler of an event succeeded (at-least-once delivery), and
 /// [`advance`](ReplayStore::advance) never moves a stored marker backwards,
 /// even with concurrent advancers, so handlers that finish out of order are

@@ -13,11 +13,11 @@ use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
 use tokio::sync::{mpsc, oneshot};
 
 use super::commit::{Commit, commit_loop};
-use super::extension::{SalesforceExtension, is_invalid_replay_id};
+use super::extension::{SalesforceExtension, is_auth_failure, is_invalid_replay_id};
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
 use crate::replay::{
-    MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, channel_key, start_point,
+    MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, start_point,
 };
 
 /// When a channel's replay marker is committed to the store.
@@ -54,6 +54,17 @@ pub enum StreamingError {
         channel: String,
         /// The refused replay id.
         replay_id: i64,
+    },
+    /// The channel is already subscribed with another filter; Salesforce
+    /// allows one subscription per channel in a session.
+    #[error(
+        "cannot subscribe to {subscription}: this session already subscribes to {held}, and Salesforce allows one filter per channel in a session"
+    )]
+    FilterConflict {
+        /// The subscription asked for.
+        subscription: String,
+        /// The subscription of the same channel already held.
+        held: String,
     },
 }
 
@@ -225,24 +236,10 @@ impl StreamingClientBuilder {
             inner: messages,
             delivery: self.delivery,
             commits,
+            extension: client.extension.clone(),
         };
         Ok((client, stream))
     }
-}
-
-/// Whether a refused Bayeux reply means the access token is no good:
-/// `401::Authentication invalid` on connect, or a handshake denied with a
-/// 401 failure reason.
-fn is_auth_failure(message: &Message) -> bool {
-    let code = message.error_field().and_then(|e| e.code);
-    let reason_401 = message
-        .ext
-        .as_ref()
-        .and_then(|ext| ext.get("sfdc"))
-        .and_then(|sfdc| sfdc.get("failureReason"))
-        .and_then(|r| r.as_str())
-        .is_some_and(|r| r.starts_with("401"));
-    code == Some(401) || reason_401
 }
 
 pub(crate) fn cometd_url(session: &Session, api_version: &str) -> String {
@@ -365,13 +362,14 @@ impl StreamingClient {
 
     /// Subscribes to a channel, starting after its stored marker (or from
     /// the default replay option when nothing is stored).
+    ///
+    /// `channel` may carry a filter (`/topic/X?Industry='Energy'`); its
+    /// marker is then kept under the whole subscription, filter included.
+    /// Salesforce allows one subscription per channel in a session: a
+    /// second one with another filter is refused
+    /// ([`StreamingError::FilterConflict`]).
     pub async fn subscribe(&self, channel: &str) -> Result<(), StreamingError> {
-        let from = start_point(
-            self.store.as_ref(),
-            channel_key(channel),
-            self.default_replay,
-        )
-        .await?;
+        let from = start_point(self.store.as_ref(), channel, self.default_replay).await?;
         self.subscribe_from(channel, from).await
     }
 
@@ -381,9 +379,14 @@ impl StreamingClient {
         channel: &str,
         from: ReplayFrom,
     ) -> Result<(), StreamingError> {
-        self.extension.set_resume(channel, from);
-        match self.bayeux.subscribe(channel).await {
-            Ok(()) => Ok(()),
+        if let Err(held) = self.extension.claim(channel, from) {
+            return Err(StreamingError::FilterConflict {
+                subscription: channel.to_string(),
+                held,
+            });
+        }
+        let result = match self.bayeux.subscribe(channel).await {
+            Ok(()) => return Ok(()),
             Err(sfstream_bayeux::Error::SubscriptionFailed { channel, error })
                 if is_invalid_replay_id(&error) =>
             {
@@ -393,7 +396,10 @@ impl StreamingClient {
                 })
             }
             Err(error) => Err(error.into()),
-        }
+        };
+        // Not subscribed: the channel is free for another filter.
+        self.extension.forget(channel);
+        result
     }
 
     /// Unsubscribes from a channel.
@@ -475,10 +481,7 @@ impl StreamMessage {
     /// "every earlier event handled" must acknowledge in order.
     pub fn ack(&self) {
         if let (Some(commits), Some(marker)) = (&self.commits, self.marker) {
-            let _ = commits.send(Commit::Advance(
-                channel_key(&self.channel).to_string(),
-                marker,
-            ));
+            let _ = commits.send(Commit::Advance(self.subscription.clone(), marker));
         }
     }
 }
@@ -492,6 +495,7 @@ pub struct StreamMessages {
     inner: Messages,
     delivery: Delivery,
     commits: mpsc::UnboundedSender<Commit>,
+    extension: Arc<SalesforceExtension>,
 }
 
 impl StreamMessages {
@@ -510,17 +514,22 @@ impl StreamMessages {
                     RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null())
                 });
                 let marker = ReplayMarker::from_raw(&data);
-                let key = channel_key(&message.channel).to_string();
+                let subscription = self
+                    .extension
+                    .subscription_of(&message.channel)
+                    .unwrap_or_else(|| message.channel.clone());
                 let commits = match (self.delivery, marker) {
                     (Delivery::Automatic, Some(marker)) => {
-                        let _ = self.commits.send(Commit::Advance(key, marker));
+                        let _ = self
+                            .commits
+                            .send(Commit::Advance(subscription.clone(), marker));
                         None
                     }
                     (Delivery::Acknowledged, _) => Some(self.commits.clone()),
                     _ => None,
                 };
                 Ok(StreamMessage {
-                    subscription: message.channel.clone(),
+                    subscription,
                     channel: message.channel,
                     data,
                     marker,

@@ -1,7 +1,16 @@
 //! The Salesforce side of the Bayeux session: the bearer token on every
 //! request, `ext.replay` on handshake and subscribe, tracking the last
-//! received replay id per channel (so a re-handshake resubscribes from
-//! exactly there), and the replay fallback for expired replay ids.
+//! received replay id per subscription (so a re-handshake resubscribes from
+//! exactly there), what Salesforce's errors mean, and the replay fallback
+//! for expired replay ids.
+//!
+//! Filtered subscriptions (`/topic/X?Industry='Energy'`): Salesforce keeps
+//! one subscription per channel in a session ("all subscriptions to the
+//! same PushTopic must specify the same filter"), keys `ext.replay` by the
+//! channel without the filter, and may name either form on the events.
+//! So a client holds at most one subscription per channel, and an event of
+//! channel `/topic/X` belongs to that one subscription: markers are keyed by
+//! the subscription, filter included.
 
 use std::collections::HashMap;
 
@@ -11,7 +20,7 @@ use serde_json::{Value, json};
 use sfstream_bayeux::{ErrorField, Extension, HANDSHAKE, Message, SUBSCRIBE, SubscriptionFailure};
 use tokio::sync::mpsc;
 
-use crate::replay::{ReplayFrom, ReplayMarker, channel_key};
+use crate::replay::{ReplayFrom, ReplayMarker};
 
 /// What the extension asks the client task to do outside the hot path.
 #[derive(Debug)]
@@ -29,11 +38,29 @@ pub(crate) enum Notice {
 pub(crate) struct SalesforceExtension {
     /// `Bearer <token>`, replaced after a re-login.
     authorization: RwLock<Option<HeaderValue>>,
-    /// Per channel key: where the next subscribe starts (`-1`, `-2`, or the
-    /// last replay id received).
-    resume: Mutex<HashMap<String, i64>>,
+    subscriptions: Mutex<Subscriptions>,
     fallback: Option<ReplayFrom>,
     notices: mpsc::UnboundedSender<Notice>,
+}
+
+#[derive(Debug, Default)]
+struct Subscriptions {
+    /// Per subscription: where the next subscribe starts (`-1`, `-2`, or
+    /// the last replay id received).
+    resume: HashMap<String, i64>,
+    /// Channel (without filter) to its one subscription.
+    by_channel: HashMap<String, String>,
+}
+
+impl Subscriptions {
+    fn of(&self, channel: &str) -> Option<&String> {
+        self.by_channel.get(channel_name(channel))
+    }
+}
+
+/// A channel without its `?filter`: what Salesforce keys `ext.replay` by.
+pub(crate) fn channel_name(subscription: &str) -> &str {
+    subscription.split_once('?').map_or(subscription, |(name, _)| name)
 }
 
 /// Whether a Bayeux error is Salesforce's "replay id outside the retention window".
@@ -41,6 +68,37 @@ pub fn is_invalid_replay_id(error: &ErrorField) -> bool {
     error.code == Some(400)
         && error.message.starts_with("The replayId {")
         && error.message.contains("you provided was invalid")
+}
+
+/// Whether a subscribe was refused because the channel does not exist
+/// (it never will by retrying).
+fn is_unknown_channel(error: &ErrorField) -> bool {
+    error.code == Some(400)
+        && error
+            .message
+            .starts_with("The channel you requested to subscribe to does not exist")
+}
+
+/// Salesforce's texts for "the access token is no good": log in again.
+const AUTH_FAILURES: [&str; 2] = ["Authentication invalid", "Request requires authentication"];
+
+/// Whether a refused Bayeux reply means the access token is no good:
+/// `401::Authentication invalid` (or `401::Request requires authentication`)
+/// on connect or subscribe, or a handshake denied with such a 401 failure
+/// reason in `ext.sfdc.failureReason`. Other servers' 401s (Faye's
+/// `401:<id>:Unknown client`) mean something else.
+pub(crate) fn is_auth_failure(message: &Message) -> bool {
+    let salesforce_401 = |text: &str| {
+        let error = ErrorField::parse(text);
+        error.code == Some(401) && AUTH_FAILURES.contains(&error.message.as_str())
+    };
+    let reason = message
+        .ext
+        .as_ref()
+        .and_then(|ext| ext.get("sfdc"))
+        .and_then(|sfdc| sfdc.get("failureReason"))
+        .and_then(|r| r.as_str());
+    message.error.as_deref().is_some_and(salesforce_401) || reason.is_some_and(salesforce_401)
 }
 
 impl SalesforceExtension {
@@ -51,7 +109,7 @@ impl SalesforceExtension {
     ) -> Self {
         let extension = Self {
             authorization: RwLock::new(None),
-            resume: Mutex::new(HashMap::new()),
+            subscriptions: Mutex::new(Subscriptions::default()),
             fallback,
             notices,
         };
@@ -68,16 +126,36 @@ impl SalesforceExtension {
         *self.authorization.write() = value;
     }
 
-    /// Sets where the next subscribe of `channel` starts.
-    pub(crate) fn set_resume(&self, channel: &str, from: ReplayFrom) {
-        self.resume
-            .lock()
-            .insert(channel_key(channel).to_string(), from.as_i64());
+    /// Takes `subscription` for its channel, starting at `from`; refused
+    /// (with the subscription already held) when the channel is held by a
+    /// subscription with another filter.
+    pub(crate) fn claim(&self, subscription: &str, from: ReplayFrom) -> Result<(), String> {
+        let mut state = self.subscriptions.lock();
+        match state.of(subscription) {
+            Some(held) if held != subscription => return Err(held.clone()),
+            _ => {}
+        }
+        state.by_channel.insert(
+            channel_name(subscription).to_string(),
+            subscription.to_string(),
+        );
+        state.resume.insert(subscription.to_string(), from.as_i64());
+        Ok(())
     }
 
-    /// Forgets a channel.
-    pub(crate) fn forget(&self, channel: &str) {
-        self.resume.lock().remove(channel_key(channel));
+    /// The subscription an event of `channel` (with or without a filter)
+    /// belongs to.
+    pub(crate) fn subscription_of(&self, channel: &str) -> Option<String> {
+        self.subscriptions.lock().of(channel).cloned()
+    }
+
+    /// Forgets a subscription.
+    pub(crate) fn forget(&self, subscription: &str) {
+        let mut state = self.subscriptions.lock();
+        state.resume.remove(subscription);
+        if state.of(subscription).is_some_and(|s| s == subscription) {
+            state.by_channel.remove(channel_name(subscription));
+        }
     }
 }
 
@@ -92,10 +170,16 @@ impl Extension for SalesforceExtension {
         if message.channel == HANDSHAKE {
             message.ext_mut().insert("replay".into(), Value::Bool(true));
         } else if message.channel == SUBSCRIBE
-            && let Some(subscription) = message.subscription.clone()
+            && let Some(subscription) = message.subscription.as_deref()
         {
-            let key = channel_key(&subscription).to_string();
-            let from = self.resume.lock().get(&key).copied().unwrap_or(-1);
+            let from = self
+                .subscriptions
+                .lock()
+                .resume
+                .get(subscription)
+                .copied()
+                .unwrap_or(-1);
+            let key = channel_name(subscription).to_string();
             message
                 .ext_mut()
                 .insert("replay".into(), json!({ key: from }));
@@ -109,27 +193,36 @@ impl Extension for SalesforceExtension {
         let Some(marker) = message.data.as_deref().and_then(ReplayMarker::from_raw) else {
             return;
         };
-        let mut resume = self.resume.lock();
-        let key = channel_key(&message.channel);
-        match resume.get_mut(key) {
+        let mut state = self.subscriptions.lock();
+        let key = state
+            .of(&message.channel)
+            .cloned()
+            .unwrap_or_else(|| message.channel.clone());
+        match state.resume.get_mut(&key) {
             Some(last) if *last < marker.replay_id => *last = marker.replay_id,
             Some(_) => {}
             None => {
-                resume.insert(key.to_string(), marker.replay_id);
+                state.resume.insert(key, marker.replay_id);
             }
         }
     }
 
     fn subscription_failed(&self, channel: &str, error: &ErrorField) -> SubscriptionFailure {
+        if is_unknown_channel(error) {
+            return SubscriptionFailure::GiveUp;
+        }
+        if !is_invalid_replay_id(error) {
+            // Transient or unknown: an automatic resubscribe is retried
+            // with backoff, a first subscribe fails to its caller.
+            return SubscriptionFailure::RetryLater;
+        }
         let Some(fallback) = self.fallback else {
             return SubscriptionFailure::GiveUp;
         };
-        if !is_invalid_replay_id(error) {
-            return SubscriptionFailure::GiveUp;
-        }
-        let key = channel_key(channel).to_string();
+        let key = channel.to_string();
         let expired = {
-            let mut resume = self.resume.lock();
+            let mut state = self.subscriptions.lock();
+            let resume = &mut state.resume;
             let expired = resume.get(&key).copied().unwrap_or_default();
             if expired == fallback.as_i64() {
                 // The fallback itself was refused: retrying would loop.
@@ -163,10 +256,48 @@ mod tests {
     }
 
     #[test]
+    fn only_salesforce_texts_mean_log_in_again() {
+        let reply = |error: &str| {
+            let mut m = Message::new("/meta/connect");
+            m.error = Some(error.into());
+            m
+        };
+        assert!(is_auth_failure(&reply("401::Authentication invalid")));
+        assert!(is_auth_failure(&reply("401::Request requires authentication")));
+        // Faye's lost session is a 401 too: not a login problem.
+        assert!(!is_auth_failure(&reply("401:abc123:Unknown client")));
+        assert!(!is_auth_failure(&reply("403::Unknown client")));
+        let mut handshake = reply("403::Handshake denied");
+        handshake.ext = json!({"sfdc": {"failureReason": "401::Authentication invalid"}})
+            .as_object()
+            .cloned();
+        assert!(is_auth_failure(&handshake));
+    }
+
+    #[test]
+    fn one_subscription_per_channel_and_events_find_theirs() {
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let ext = SalesforceExtension::new("t", None, tx);
+        let energy = "/topic/X?Industry='Energy'&ShippingCity='San Francisco'";
+        ext.claim(energy, ReplayFrom::New).expect("first");
+        ext.claim(energy, ReplayFrom::New).expect("the same again");
+        assert_eq!(
+            ext.claim("/topic/X?Industry='Retail'", ReplayFrom::New),
+            Err(energy.to_string())
+        );
+        assert_eq!(ext.claim("/topic/X", ReplayFrom::New), Err(energy.to_string()));
+        // Events named either way belong to the one subscription.
+        assert_eq!(ext.subscription_of("/topic/X").as_deref(), Some(energy));
+        assert_eq!(ext.subscription_of(energy).as_deref(), Some(energy));
+        ext.forget(energy);
+        ext.claim("/topic/X", ReplayFrom::New).expect("free again");
+    }
+
+    #[test]
     fn subscribe_carries_the_resume_point_keyed_without_filter() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ext = SalesforceExtension::new("t", Some(ReplayFrom::All), tx);
-        ext.set_resume("/topic/X?Name=a", ReplayFrom::Id(41));
+        ext.claim("/topic/X?Name=a", ReplayFrom::Id(41)).expect("claim");
         let mut event = Message::new("/topic/X");
         event.data = serde_json::value::to_raw_value(
             &json!({"event": {"replayId": 45, "createdDate": "2024-01-01T00:00:00Z"}}),
@@ -198,7 +329,16 @@ mod tests {
         ));
         // If the fallback is refused too, give up rather than loop.
         assert_eq!(
-            ext.subscription_failed("/topic/X", &error),
+            ext.subscription_failed("/topic/X?Name=a", &error),
+            SubscriptionFailure::GiveUp
+        );
+        // Other refusals: retried later, unless the channel does not exist.
+        assert_eq!(
+            ext.subscription_failed("/topic/X?Name=a", &ErrorField::parse("503::Server is too busy.  Please try your request again later.")),
+            SubscriptionFailure::RetryLater
+        );
+        assert_eq!(
+            ext.subscription_failed("/topic/Y", &ErrorField::parse("400::The channel you requested to subscribe to does not exist {/topic/Y}")),
             SubscriptionFailure::GiveUp
         );
     }
