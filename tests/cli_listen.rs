@@ -397,3 +397,112 @@ async fn fatal_errors_exit_non_zero_with_one_line_and_no_secret() {
     usage.args(["listen", "--replay", "sometimes", TOPIC]);
     assert_eq!(run(usage).await.status.code(), Some(2));
 }
+
+/// Starts Faye (npm) with the project's peer script on `port` (0: free);
+/// returns the process and its Bayeux URL.
+async fn faye(port: u16) -> (tokio::process::Child, String) {
+    let modules = std::env::var_os("SFSTREAM_NODE_MODULES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/node_modules")
+        });
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("crates/bayeux/tests/peers/faye_server.js");
+    let mut child = Command::new("node")
+        .arg(script)
+        .env("NODE_PATH", &modules)
+        .env("PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let line = tokio::time::timeout(
+        Duration::from_secs(20),
+        BufReader::new(stdout).lines().next_line(),
+    )
+    .await
+    .expect("faye starts")
+    .expect("read")
+    .expect("a line");
+    let url = line.strip_prefix("listening on ").expect("url").to_string();
+    (child, url)
+}
+
+async fn faye_publish(url: &str, channel: &str, start: u64, n: u64) {
+    let base = url.trim_end_matches("/bayeux");
+    let response = reqwest::get(format!(
+        "{base}/publish?channel={channel}&n={n}&start={start}"
+    ))
+    .await
+    .expect("publish");
+    assert!(response.status().is_success());
+}
+
+/// Issue 12.1: `listen` against Faye survives a kill -9 and restart of
+/// the server on the same port (Faye then answers `401:<id>:Unknown
+/// client` with advice `handshake`, which is not an authentication error).
+#[tokio::test]
+async fn listen_survives_a_faye_restart() {
+    let (mut server, url) = faye(0).await;
+    let port: u16 = url
+        .split(':')
+        .nth(2)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let mut child = Command::new(BIN)
+        .args(["listen", "--cometd-url", &url, "--no-status", "/chat/room"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("listen runs");
+    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // Publish until listen has subscribed and prints the first one.
+    let first = tokio::time::timeout(Duration::from_secs(20), async {
+        let mut n = 0;
+        loop {
+            faye_publish(&url, "/chat/room", n, 1).await;
+            n += 1;
+            if let Ok(Ok(Some(line))) =
+                tokio::time::timeout(Duration::from_millis(300), out.next_line()).await
+            {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("listen prints an event");
+    assert!(first.contains("/chat/room"), "{first}");
+    while let Ok(Ok(Some(_))) =
+        tokio::time::timeout(Duration::from_millis(300), out.next_line()).await
+    {}
+
+    server.kill().await.expect("kill -9");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_server, again) = faye(port).await;
+    assert_eq!(again, url);
+    // After the restart: listen handshakes and resubscribes, then prints.
+    let line = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            faye_publish(&url, "/chat/room", 1000, 1).await;
+            match tokio::time::timeout(Duration::from_millis(300), out.next_line()).await {
+                Ok(Ok(Some(line))) => return Some(line),
+                Ok(_) => return None,
+                Err(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("an event within 20 s of the restart");
+    let line = line.unwrap_or_else(|| panic!("listen ended after the restart"));
+    let value: Value = serde_json::from_str(&line).expect("json");
+    assert_eq!(value["data"]["n"], 1000, "{line}");
+    assert!(
+        child.try_wait().expect("wait").is_none(),
+        "listen is still running"
+    );
+}

@@ -27,7 +27,12 @@ pub struct Faults {
     malformed: AtomicU32,
     delays: AtomicU32,
     delay_ms: AtomicU64,
+    refused_subscribes: AtomicU32,
+    subscribe_refusal: parking_lot::Mutex<String>,
 }
+
+/// What a refused subscribe says unless told otherwise.
+const DEFAULT_SUBSCRIBE_REFUSAL: &str = "503::Server is too busy.  Please try your request again later.";
 
 fn take(counter: &AtomicU32) -> bool {
     counter
@@ -56,6 +61,19 @@ impl Faults {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::Release);
         self.delays.store(count, Ordering::Release);
+    }
+
+    /// Refuses the next `count` subscribes with `error` (a Bayeux error
+    /// field; default `503::Server is too busy…`).
+    pub fn refuse_subscribes(&self, count: u32, error: Option<String>) {
+        *self.subscribe_refusal.lock() =
+            error.unwrap_or_else(|| DEFAULT_SUBSCRIBE_REFUSAL.to_string());
+        self.refused_subscribes.store(count, Ordering::Release);
+    }
+
+    /// Consumes one armed subscribe refusal: its error text.
+    pub fn take_subscribe_refusal(&self) -> Option<String> {
+        take(&self.refused_subscribes).then(|| self.subscribe_refusal.lock().clone())
     }
 
     /// Consumes one armed dropped connect.
@@ -89,6 +107,14 @@ struct Count {
 
 fn one() -> u32 {
     1
+}
+
+#[derive(Debug, Deserialize, Default)]
+struct Refusal {
+    #[serde(default = "one")]
+    count: u32,
+    #[serde(default)]
+    error: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -157,6 +183,10 @@ async fn arm(
             .faults
             .delay_responses(Duration::from_millis(count.ms), count_n),
         "server-disconnect" => org.streaming.disconnect_all(),
+        "refuse-subscribes" => {
+            let refusal: Refusal = serde_json::from_slice(&body).unwrap_or_default();
+            org.faults.refuse_subscribes(refusal.count, refusal.error);
+        }
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();
             org.streaming
@@ -167,7 +197,8 @@ async fn arm(
                 StatusCode::NOT_FOUND,
                 axum::Json(json!({"error": format!("unknown fault '{other}'"),
                     "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
-                        "busy-handshakes", "malformed", "delay", "server-disconnect", "expire"]})),
+                        "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
+                        "refuse-subscribes"]})),
             )
                 .into_response();
         }

@@ -598,3 +598,86 @@ async fn a_consumer_killed_with_sigkill_loses_nothing_on_restart() {
     assert_eq!(seen.len(), raised, "events lost across SIGKILLs: {seen:?}");
     assert_eq!(seen.last().copied(), Some(org.latest()));
 }
+
+/// Issue 12.10: an automatic resubscribe refused for a reason other than
+/// an expired replay id (here `503::Server is too busy`, three times) is
+/// retried with backoff, never dropped; events raised meanwhile are
+/// replayed once it is accepted.
+#[tokio::test]
+async fn a_refused_automatic_resubscribe_is_retried_not_dropped() {
+    let org = org().await;
+    let (client, mut messages) = org.builder().connect().await.expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.contacts(2);
+    let mut ids = take(&mut messages, 2).await;
+    org.fault("refuse-subscribes", json!({"count": 3})).await;
+    org.fault("forget-clients", json!({})).await;
+    org.contacts(3);
+    ids.extend(take(&mut messages, 3).await);
+    assert_in_order_without_gaps(&ids, 5);
+    let events = org.events.lock();
+    let retries = events
+        .iter()
+        .filter(|e| {
+            matches!(e, StreamEvent::Connection(ClientEvent::SubscriptionRetrying { channel, .. }) if channel == TOPIC)
+        })
+        .count();
+    assert_eq!(retries, 3, "{events:?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Connection(ClientEvent::SubscriptionFailed { .. }))),
+        "{events:?}"
+    );
+}
+
+/// Issue 12.6: Salesforce's own filtered-subscription example is accepted,
+/// its marker is kept under the whole subscription (not shared with the
+/// unfiltered channel), and a second filter on the same channel in one
+/// session is refused with a clear error.
+#[tokio::test]
+async fn filtered_subscriptions_have_their_own_marker() {
+    let org = org().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .delivery(Delivery::Automatic)
+        .connect()
+        .await
+        .expect("connects");
+    let filtered = "/topic/ContactChanges?Email='ada@example.com'&LastName='Ada Lovelace'";
+    client.subscribe(filtered).await.expect("a filter with spaces and quotes");
+    let refused = client
+        .subscribe("/topic/ContactChanges?Email='x@example.com'")
+        .await;
+    assert!(
+        matches!(&refused, Err(StreamingError::FilterConflict { held, .. }) if held == filtered),
+        "{refused:?}"
+    );
+    let user = org.emulator.org().user_id();
+    org.emulator
+        .org()
+        .create_record(
+            "Contact",
+            json!({"LastName": "Ada Lovelace", "Email": "ada@example.com"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &user,
+        )
+        .expect("contact");
+    let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
+        .await
+        .expect("event")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(message.subscription, filtered);
+    client.flush().await;
+    assert_eq!(
+        store.get(filtered).await.expect("get").map(|m| m.replay_id),
+        message.replay_id()
+    );
+    assert_eq!(store.get(TOPIC).await.expect("get"), None);
+    client.close().await;
+}

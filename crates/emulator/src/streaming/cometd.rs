@@ -346,6 +346,9 @@ fn subscribe(org: &Org, client_id: &str, id: Value, message: &Value) -> Value {
         }
         r
     };
+    if let Some(error) = org.faults.take_subscribe_refusal() {
+        return reply(Some(error));
+    }
     if !channel_exists(org, &channel) {
         return reply(Some(format!(
             "400::The channel you requested to subscribe to does not exist {{{channel}}}"
