@@ -63,7 +63,9 @@ where
 }
 
 /// Milliseconds as an integer or a float (rounded down); `None` otherwise.
-fn lenient_millis<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+fn lenient_millis<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
     let value = serde_json::Value::deserialize(deserializer)?;
     Ok(value
         .as_i64()

@@ -845,9 +845,7 @@ impl Task {
     fn command(&mut self, command: Command) -> Result<(), Stop> {
         match command {
             Command::Subscribe(channels, reply) => self.want(channels, Kind::Subscribe, reply),
-            Command::Unsubscribe(channels, reply) => {
-                self.want(channels, Kind::Unsubscribe, reply)
-            }
+            Command::Unsubscribe(channels, reply) => self.want(channels, Kind::Unsubscribe, reply),
             Command::Publish(channel, data, reply) => {
                 let Some(client_id) = self.client_id.clone() else {
                     let _ = reply.send(Err(Error::Transport(TransportError::Network(
@@ -860,10 +858,7 @@ impl Task {
                 message.id = Some(id.clone());
                 message.client_id = Some(client_id);
                 message.data = Some(data);
-                self.send_request(
-                    vec![message],
-                    RequestKind::Publish { channel, id, reply },
-                );
+                self.send_request(vec![message], RequestKind::Publish { channel, id, reply });
             }
             Command::Disconnect(reply) => {
                 if let Some(client_id) = self.end_session() {
@@ -1075,7 +1070,11 @@ fn session_unknown(message: &Message) -> bool {
     if own_reconnect(message) == Some(Reconnect::Handshake) {
         return true;
     }
-    let text = message.error.as_deref().unwrap_or_default().to_ascii_lowercase();
+    let text = message
+        .error
+        .as_deref()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
     text.contains("unknown client") || text.contains("session_unknown")
 }
 

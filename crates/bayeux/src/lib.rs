@@ -54,8 +54,7 @@ pub use advice::{Advice, CurrentAdvice, Reconnect};
 pub use backoff::Backoff;
 pub use client::{
     AuthFailureCheck, Client, ClientBuilder, ClientEvent, DEFAULT_MAX_PENDING,
-    DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason,
-    Messages, Reauthenticate,
+    DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason, Messages, Reauthenticate,
 };
 pub use error::{Error, ErrorField, TransportError};
 pub use extension::{Extension, SubscriptionFailure};

@@ -121,9 +121,14 @@ async fn unknown_client_without_advice_handshakes_instead_of_reusing_the_dead_id
             match *n {
                 // The first reply carries the usual advice; the server then
                 // forgets c1 and says so without any advice.
-                1 => vec![reply(m, json!({"advice": {"reconnect": "retry", "interval": 0, "timeout": 1000}}))],
-                2 => vec![json!({"channel": "/meta/connect", "id": m["id"], "successful": false,
-                    "error": "403::Unknown client"})],
+                1 => vec![reply(
+                    m,
+                    json!({"advice": {"reconnect": "retry", "interval": 0, "timeout": 1000}}),
+                )],
+                2 => vec![
+                    json!({"channel": "/meta/connect", "id": m["id"], "successful": false,
+                    "error": "403::Unknown client"}),
+                ],
                 _ => vec![reply(m, json!({}))],
             }
         }
@@ -141,7 +146,11 @@ async fn unknown_client_without_advice_handshakes_instead_of_reusing_the_dead_id
         if handshakes >= 2 {
             break;
         }
-        assert!(Instant::now() < deadline, "no second handshake: {:?}", seen.lock());
+        assert!(
+            Instant::now() < deadline,
+            "no second handshake: {:?}",
+            seen.lock()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -159,8 +168,10 @@ async fn a_server_that_forgets_every_session_gets_backed_off_handshakes() {
     let clients = Mutex::new(0);
     let (url, seen) = server(Arc::new(move |m| match channel(m) {
         "/meta/handshake" => handshake(m, &clients),
-        "/meta/connect" => vec![json!({"channel": "/meta/connect", "id": m["id"], "successful": false,
-            "error": "403::Unknown client", "advice": {"reconnect": "handshake", "interval": 0}})],
+        "/meta/connect" => vec![
+            json!({"channel": "/meta/connect", "id": m["id"], "successful": false,
+            "error": "403::Unknown client", "advice": {"reconnect": "handshake", "interval": 0}}),
+        ],
         _ => vec![reply(m, json!({}))],
     }))
     .await;
@@ -192,7 +203,10 @@ async fn an_unknown_advice_value_does_not_lose_the_events_beside_it() {
             if *n == 1 {
                 vec![
                     json!({"channel": "/x", "data": {"n": 1}}),
-                    reply(m, json!({"advice": {"reconnect": "whenever", "interval": "0"}})),
+                    reply(
+                        m,
+                        json!({"advice": {"reconnect": "whenever", "interval": "0"}}),
+                    ),
                 ]
             } else {
                 vec![reply(m, json!({}))]
@@ -224,14 +238,19 @@ async fn a_subscribe_completes_while_polling_is_paused_even_if_the_session_was_l
             let mut n = connects.lock();
             *n += 1;
             if *n == 1 {
-                vec![json!({"channel": "/a", "data": {"n": 1}}), reply(m, json!({}))]
+                vec![
+                    json!({"channel": "/a", "data": {"n": 1}}),
+                    reply(m, json!({})),
+                ]
             } else {
                 vec![reply(m, json!({}))]
             }
         }
         "/meta/subscribe" if m["clientId"] == "c1" && m["subscription"] == "/b" => {
-            vec![json!({"channel": "/meta/subscribe", "id": m["id"], "subscription": "/b",
-                "successful": false, "error": "403::Unknown client"})]
+            vec![
+                json!({"channel": "/meta/subscribe", "id": m["id"], "subscription": "/b",
+                "successful": false, "error": "403::Unknown client"}),
+            ]
         }
         _ => vec![reply(m, json!({}))],
     }))
@@ -258,7 +277,10 @@ async fn a_subscribe_completes_while_polling_is_paused_even_if_the_session_was_l
         .iter()
         .filter(|m| m["channel"] == "/meta/subscribe" && m["clientId"] == "c2")
         .count();
-    assert_eq!(resent, 2, "both channels subscribed again in the new session");
+    assert_eq!(
+        resent, 2,
+        "both channels subscribed again in the new session"
+    );
     drop(messages);
 }
 

@@ -262,9 +262,6 @@ async fn cometd_events_in_a_subscribe_reply_are_delivered() {
     server.publish("/chat/q", 1, 5).await;
     // The queued events come back with this subscribe's reply.
     client.subscribe("/chat/other").await.expect("subscribed");
-    assert_eq!(
-        next_numbers(&mut messages, 6).await,
-        vec![0, 1, 2, 3, 4, 5]
-    );
+    assert_eq!(next_numbers(&mut messages, 6).await, vec![0, 1, 2, 3, 4, 5]);
     client.disconnect().await;
 }

@@ -32,7 +32,8 @@ pub struct Faults {
 }
 
 /// What a refused subscribe says unless told otherwise.
-const DEFAULT_SUBSCRIBE_REFUSAL: &str = "503::Server is too busy.  Please try your request again later.";
+const DEFAULT_SUBSCRIBE_REFUSAL: &str =
+    "503::Server is too busy.  Please try your request again later.";
 
 fn take(counter: &AtomicU32) -> bool {
     counter

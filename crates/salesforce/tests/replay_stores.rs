@@ -46,8 +46,16 @@ async fn contract(store: &dyn ReplayStore) {
     );
     // A filtered subscription is a stream of its own, with its own marker.
     let filtered = "/topic/A?Industry='Energy'&ShippingCity='San Francisco'";
-    assert!(store.advance(filtered, m(5, Some(t0))).await.expect("advance"));
-    assert_eq!(store.get(filtered).await.expect("get"), Some(m(5, Some(t0))));
+    assert!(
+        store
+            .advance(filtered, m(5, Some(t0)))
+            .await
+            .expect("advance")
+    );
+    assert_eq!(
+        store.get(filtered).await.expect("get"),
+        Some(m(5, Some(t0)))
+    );
     assert_eq!(store.get("/topic/A?Other=1").await.expect("get"), None);
     assert_eq!(
         store.get("/topic/A").await.expect("get"),

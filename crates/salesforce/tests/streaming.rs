@@ -624,9 +624,10 @@ async fn a_refused_automatic_resubscribe_is_retried_not_dropped() {
         .count();
     assert_eq!(retries, 3, "{events:?}");
     assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, StreamEvent::Connection(ClientEvent::SubscriptionFailed { .. }))),
+        !events.iter().any(|e| matches!(
+            e,
+            StreamEvent::Connection(ClientEvent::SubscriptionFailed { .. })
+        )),
         "{events:?}"
     );
 }
@@ -647,7 +648,10 @@ async fn filtered_subscriptions_have_their_own_marker() {
         .await
         .expect("connects");
     let filtered = "/topic/ContactChanges?Email='ada@example.com'&LastName='Ada Lovelace'";
-    client.subscribe(filtered).await.expect("a filter with spaces and quotes");
+    client
+        .subscribe(filtered)
+        .await
+        .expect("a filter with spaces and quotes");
     let refused = client
         .subscribe("/topic/ContactChanges?Email='x@example.com'")
         .await;

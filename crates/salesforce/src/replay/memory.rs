@@ -81,9 +81,7 @@ impl ReplayStore for MemoryStore {
     }
 
     async fn replace(&self, channel: &str, marker: ReplayMarker) -> Result<(), StoreError> {
-        self.markers
-            .lock()
-            .insert(channel.to_string(), marker);
+        self.markers.lock().insert(channel.to_string(), marker);
         Ok(())
     }
 

@@ -16,9 +16,7 @@ use super::commit::{Commit, commit_loop};
 use super::extension::{SalesforceExtension, is_auth_failure, is_invalid_replay_id};
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
-use crate::replay::{
-    MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, start_point,
-};
+use crate::replay::{MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, start_point};
 
 /// When a channel's replay marker is committed to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -60,7 +60,9 @@ impl Subscriptions {
 
 /// A channel without its `?filter`: what Salesforce keys `ext.replay` by.
 pub(crate) fn channel_name(subscription: &str) -> &str {
-    subscription.split_once('?').map_or(subscription, |(name, _)| name)
+    subscription
+        .split_once('?')
+        .map_or(subscription, |(name, _)| name)
 }
 
 /// Whether a Bayeux error is Salesforce's "replay id outside the retention window".
@@ -263,7 +265,9 @@ mod tests {
             m
         };
         assert!(is_auth_failure(&reply("401::Authentication invalid")));
-        assert!(is_auth_failure(&reply("401::Request requires authentication")));
+        assert!(is_auth_failure(&reply(
+            "401::Request requires authentication"
+        )));
         // Faye's lost session is a 401 too: not a login problem.
         assert!(!is_auth_failure(&reply("401:abc123:Unknown client")));
         assert!(!is_auth_failure(&reply("403::Unknown client")));
@@ -285,7 +289,10 @@ mod tests {
             ext.claim("/topic/X?Industry='Retail'", ReplayFrom::New),
             Err(energy.to_string())
         );
-        assert_eq!(ext.claim("/topic/X", ReplayFrom::New), Err(energy.to_string()));
+        assert_eq!(
+            ext.claim("/topic/X", ReplayFrom::New),
+            Err(energy.to_string())
+        );
         // Events named either way belong to the one subscription.
         assert_eq!(ext.subscription_of("/topic/X").as_deref(), Some(energy));
         assert_eq!(ext.subscription_of(energy).as_deref(), Some(energy));
@@ -297,7 +304,8 @@ mod tests {
     fn subscribe_carries_the_resume_point_keyed_without_filter() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let ext = SalesforceExtension::new("t", Some(ReplayFrom::All), tx);
-        ext.claim("/topic/X?Name=a", ReplayFrom::Id(41)).expect("claim");
+        ext.claim("/topic/X?Name=a", ReplayFrom::Id(41))
+            .expect("claim");
         let mut event = Message::new("/topic/X");
         event.data = serde_json::value::to_raw_value(
             &json!({"event": {"replayId": 45, "createdDate": "2024-01-01T00:00:00Z"}}),
@@ -334,11 +342,21 @@ mod tests {
         );
         // Other refusals: retried later, unless the channel does not exist.
         assert_eq!(
-            ext.subscription_failed("/topic/X?Name=a", &ErrorField::parse("503::Server is too busy.  Please try your request again later.")),
+            ext.subscription_failed(
+                "/topic/X?Name=a",
+                &ErrorField::parse(
+                    "503::Server is too busy.  Please try your request again later."
+                )
+            ),
             SubscriptionFailure::RetryLater
         );
         assert_eq!(
-            ext.subscription_failed("/topic/Y", &ErrorField::parse("400::The channel you requested to subscribe to does not exist {/topic/Y}")),
+            ext.subscription_failed(
+                "/topic/Y",
+                &ErrorField::parse(
+                    "400::The channel you requested to subscribe to does not exist {/topic/Y}"
+                )
+            ),
             SubscriptionFailure::GiveUp
         );
     }
