@@ -346,3 +346,29 @@ async fn emulator_prints_its_url_first_and_serves_until_stopped() {
         stderr(&taken)
     );
 }
+
+/// Issue 13.12: logs written to a file or a pipe carry no ANSI escape codes.
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
+    let output = run({
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sfstream"));
+        command
+            .args([
+                "listen",
+                "--cometd-url",
+                "http://127.0.0.1:9/bayeux",
+                "--connection-timeout",
+                "1",
+                "/chat/x",
+            ])
+            .env("RUST_LOG", "info")
+            .env_remove("NO_COLOR")
+            .stdin(std::process::Stdio::null());
+        command
+    })
+    .await;
+    let text = stderr(&output);
+    assert!(!output.status.success());
+    assert!(text.contains("WARN") || text.contains("ERROR"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape codes in {text:?}");
+}

@@ -72,7 +72,15 @@ pub fn init_logging(verbose: u8, quiet: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colored_stderr())
         .try_init();
+}
+
+/// Colours only for a person at a terminal: never when stderr is a file or
+/// a pipe, nor when `NO_COLOR` is set to anything.
+fn colored_stderr() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// Runs the chosen subcommand.
