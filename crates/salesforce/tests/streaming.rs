@@ -647,7 +647,7 @@ async fn filtered_subscriptions_have_their_own_marker() {
         .connect()
         .await
         .expect("connects");
-    let filtered = "/topic/ContactChanges?Email='ada@example.com'&LastName='Ada Lovelace'";
+    let filtered = "/topic/ContactChanges?Email='ada@example.com'&Name='Ada Lovelace'";
     client
         .subscribe(filtered)
         .await
@@ -660,6 +660,18 @@ async fn filtered_subscriptions_have_their_own_marker() {
         "{refused:?}"
     );
     let user = org.emulator.org().user_id();
+    // The filter's `&` is an OR: Grace matches neither condition, Ada both.
+    org.emulator
+        .org()
+        .create_record(
+            "Contact",
+            json!({"LastName": "Grace Hopper", "Email": "grace@example.com"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &user,
+        )
+        .expect("contact");
     org.emulator
         .org()
         .create_record(
@@ -677,6 +689,10 @@ async fn filtered_subscriptions_have_their_own_marker() {
         .expect("open")
         .expect("ok");
     assert_eq!(message.subscription, filtered);
+    assert_eq!(
+        message.data_value().expect("json")["sobject"]["Email"],
+        "ada@example.com"
+    );
     client.flush().await;
     assert_eq!(
         store.get(filtered).await.expect("get").map(|m| m.replay_id),

@@ -12,6 +12,8 @@ pub struct Client {
     pub browser: String,
     /// Subscribed channel (without `?filter`) to the last replay id delivered.
     pub subscriptions: HashMap<String, i64>,
+    /// The filter of a channel subscribed with one (`/topic/X?Field='v'&…`).
+    pub filters: HashMap<String, Filter>,
     /// When the last response to it was sent.
     pub last_seen: Instant,
     /// Number of connects so far; a newer connect supersedes a held one.
@@ -28,11 +30,51 @@ impl Client {
         Self {
             browser,
             subscriptions: HashMap::new(),
+            filters: HashMap::new(),
             last_seen: Instant::now(),
             connect_generation: 0,
             connect_outstanding: false,
             disconnect_pending: false,
         }
+    }
+}
+
+/// A PushTopic subscription filter, `Field=value&Field='text'&…`: an
+/// event passes when any condition matches a field of its `sobject` (the
+/// `&` acts as OR, as Salesforce documents).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filter(Vec<(String, String)>);
+
+impl Filter {
+    /// The filter of a subscription, if it has one.
+    pub fn of(subscription: &str) -> Option<Self> {
+        let (_, expression) = subscription.split_once('?')?;
+        let conditions = expression
+            .split('&')
+            .filter_map(|condition| condition.split_once('='))
+            .map(|(field, value)| {
+                let value = value.trim();
+                let value = value
+                    .strip_prefix('\'')
+                    .and_then(|v| v.strip_suffix('\''))
+                    .unwrap_or(value);
+                (field.trim().to_string(), value.to_string())
+            })
+            .collect();
+        Some(Self(conditions))
+    }
+
+    /// Whether a serialised PushTopic message passes.
+    pub fn passes(&self, message: &[u8]) -> bool {
+        let Ok(message) = serde_json::from_slice::<serde_json::Value>(message) else {
+            return false;
+        };
+        let sobject = &message["data"]["sobject"];
+        self.0.iter().any(|(field, value)| match &sobject[field] {
+            serde_json::Value::String(text) => text == value,
+            serde_json::Value::Null => value.eq_ignore_ascii_case("null"),
+            other => other.to_string() == *value,
+        })
     }
 }
 

@@ -389,6 +389,10 @@ fn subscribe(org: &Org, client_id: &str, id: Value, message: &Value) -> Value {
     };
     match inner.clients.get_mut(client_id) {
         Some(client) => {
+            match super::clients::Filter::of(&subscription) {
+                Some(filter) => client.filters.insert(channel.clone(), filter),
+                None => client.filters.remove(&channel),
+            };
             client.subscriptions.insert(channel, cursor);
             drop(inner);
             streaming.notify();
@@ -419,7 +423,10 @@ fn unsubscribe(streaming: &Streaming, client_id: &str, id: Value, message: &Valu
     let removed = inner
         .clients
         .get_mut(client_id)
-        .and_then(|c| c.subscriptions.remove(channel))
+        .and_then(|c| {
+            c.filters.remove(channel);
+            c.subscriptions.remove(channel)
+        })
         .is_some();
     let mut reply = json!({"clientId": client_id, "channel": "/meta/unsubscribe", "id": id,
         "subscription": subscription, "successful": removed});
@@ -558,6 +565,7 @@ impl Streaming {
             return Vec::new();
         };
         let mut out = Vec::new();
+        let filters = &client.filters;
         for (channel, cursor) in client.subscriptions.iter_mut() {
             if out.len() >= max {
                 break;
@@ -569,8 +577,11 @@ impl Streaming {
                 continue;
             }
             log.apply_retention(now, self.retention(log.kind()));
+            let filter = filters.get(channel);
             for event in log.after(*cursor, max - out.len()) {
-                out.push(event.message.clone());
+                if filter.is_none_or(|f| f.passes(&event.message)) {
+                    out.push(event.message.clone());
+                }
                 *cursor = event.replay_id;
             }
         }
