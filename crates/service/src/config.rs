@@ -36,12 +36,14 @@
 //! | `DEFAULT_REPLAY` | where a channel with no stored marker starts: `NEW`, `ALL` or a replay id | `NEW` |
 //! | `REPLAY_FALLBACK` | on an expired replay id, resubscribe from `NEW` or `ALL` | none: fail |
 //! | `MAX_PENDING` | received events buffered ahead of the handlers | 1000 |
+//! | `MAX_IN_FLIGHT` | per channel, events taken and not yet committed (in flight, or done behind an unfinished earlier one); when full, the taking of events pauses | 1000 |
 //!
 //! Delivery and operations keys, read at the top level or under
 //! `SALESFORCE:` (where they win): `RETRIES` (3), `RETRY_DELAY` (first
 //! backoff, seconds, 0.5), `ON_FAILURE` (`stop` or `skip`; `stop`),
-//! `SHUTDOWN_TIMEOUT` (seconds, 30), `METRICS_PORT` (none: no HTTP
-//! server).
+//! `SHUTDOWN_TIMEOUT` (seconds, 30), `HANDLER_TIMEOUT` (seconds, 300:
+//! a handler call still running then is cancelled and counts as a
+//! retryable failure), `METRICS_PORT` (none: no HTTP server).
 //!
 //! # Substitution
 //!
@@ -76,6 +78,12 @@ pub const DEFAULT_API_VERSION: &str = "37.0";
 
 /// `max_workers` when none is configured (Nameko's default).
 pub const DEFAULT_MAX_WORKERS: usize = 10;
+
+/// `HANDLER_TIMEOUT` when none is configured.
+pub const DEFAULT_HANDLER_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `MAX_IN_FLIGHT` when none is configured.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 1_000;
 
 /// What went wrong reading the configuration.
 #[derive(Debug, thiserror::Error)]
@@ -193,6 +201,10 @@ pub struct SalesforceConfig {
     pub replay_fallback: Option<ReplayFrom>,
     /// Received events buffered ahead of the handlers.
     pub max_pending: usize,
+    /// Per channel, events taken and not yet committed: when a channel
+    /// has this many, the taking of events pauses until its watermark
+    /// moves.
+    pub max_in_flight: usize,
 }
 
 impl SalesforceConfig {
@@ -206,6 +218,7 @@ impl SalesforceConfig {
             default_replay: ReplayFrom::New,
             replay_fallback: None,
             max_pending: 1_000,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
         }
     }
 }
@@ -249,6 +262,9 @@ pub struct Config {
     pub on_failure: OnFailure,
     /// How long a stopping service waits for in-flight handlers.
     pub shutdown_timeout: Duration,
+    /// How long one handler call may run before it is cancelled and
+    /// counts as a retryable failure.
+    pub handler_timeout: Duration,
     /// The port of `/metrics` and `/health` (0: any free port).
     pub metrics_port: Option<u16>,
     /// The whole document after substitution, for other entrypoint kinds.
@@ -267,6 +283,7 @@ impl Default for Config {
             retry_delay: Duration::from_millis(500),
             on_failure: OnFailure::Stop,
             shutdown_timeout: Duration::from_secs(30),
+            handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             metrics_port: None,
             raw: Value::Null,
             warnings: Vec::new(),
@@ -284,6 +301,7 @@ impl fmt::Debug for Config {
             .field("retry_delay", &self.retry_delay)
             .field("on_failure", &self.on_failure)
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("handler_timeout", &self.handler_timeout)
             .field("metrics_port", &self.metrics_port)
             .finish_non_exhaustive()
     }
@@ -376,10 +394,12 @@ const SALESFORCE_KEYS: &[&str] = &[
     "DEFAULT_REPLAY",
     "REPLAY_FALLBACK",
     "MAX_PENDING",
+    "MAX_IN_FLIGHT",
     "RETRIES",
     "RETRY_DELAY",
     "ON_FAILURE",
     "SHUTDOWN_TIMEOUT",
+    "HANDLER_TIMEOUT",
     "METRICS_PORT",
 ];
 
@@ -509,6 +529,8 @@ struct RawConfig {
     on_failure: Option<String>,
     #[serde(rename = "SHUTDOWN_TIMEOUT", default)]
     shutdown_timeout: Option<f64>,
+    #[serde(rename = "HANDLER_TIMEOUT", default)]
+    handler_timeout: Option<f64>,
     #[serde(rename = "METRICS_PORT", default)]
     metrics_port: Option<u16>,
 }
@@ -519,6 +541,7 @@ struct RawOps {
     retry_delay: Option<f64>,
     on_failure: Option<String>,
     shutdown_timeout: Option<f64>,
+    handler_timeout: Option<f64>,
     metrics_port: Option<u16>,
 }
 
@@ -568,6 +591,8 @@ struct RawSalesforce {
     replay_fallback: Option<String>,
     #[serde(rename = "MAX_PENDING", default)]
     max_pending: Option<usize>,
+    #[serde(rename = "MAX_IN_FLIGHT", default)]
+    max_in_flight: Option<usize>,
     #[serde(rename = "RETRIES", default)]
     retries: Option<u32>,
     #[serde(rename = "RETRY_DELAY", default)]
@@ -576,6 +601,8 @@ struct RawSalesforce {
     on_failure: Option<String>,
     #[serde(rename = "SHUTDOWN_TIMEOUT", default)]
     shutdown_timeout: Option<f64>,
+    #[serde(rename = "HANDLER_TIMEOUT", default)]
+    handler_timeout: Option<f64>,
     #[serde(rename = "METRICS_PORT", default)]
     metrics_port: Option<u16>,
 }
@@ -647,6 +674,7 @@ fn build(raw: RawConfig, document: Value, warnings: Vec<String>) -> Result<Confi
             retry_delay: s.retry_delay,
             on_failure: s.on_failure.clone(),
             shutdown_timeout: s.shutdown_timeout,
+            handler_timeout: s.handler_timeout,
             metrics_port: s.metrics_port,
         });
     let section_ops = &section_ops;
@@ -655,6 +683,7 @@ fn build(raw: RawConfig, document: Value, warnings: Vec<String>) -> Result<Confi
         retry_delay: raw.retry_delay,
         on_failure: raw.on_failure.clone(),
         shutdown_timeout: raw.shutdown_timeout,
+        handler_timeout: raw.handler_timeout,
         metrics_port: raw.metrics_port,
     };
     // SALESFORCE: wins over the top level.
@@ -672,6 +701,17 @@ fn build(raw: RawConfig, document: Value, warnings: Vec<String>) -> Result<Confi
             pick(section_ops.shutdown_timeout.is_some())
         );
         config.shutdown_timeout = seconds(&key, timeout)?;
+    }
+    if let Some(timeout) = section_ops.handler_timeout.or(top.handler_timeout) {
+        let key = format!(
+            "{}HANDLER_TIMEOUT",
+            pick(section_ops.handler_timeout.is_some())
+        );
+        // Zero would fail every call: a timeout is always in force.
+        if timeout <= 0.0 {
+            return Err(ConfigError::invalid(key, "must be more than 0 seconds"));
+        }
+        config.handler_timeout = seconds(&key, timeout)?;
     }
     config.metrics_port = section_ops.metrics_port.or(top.metrics_port);
     let on_failure = nonempty(&section_ops.on_failure)
@@ -848,6 +888,16 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
         Some(n) => n,
         None => 1_000,
     };
+    let max_in_flight = match raw.max_in_flight {
+        Some(0) => {
+            return Err(ConfigError::invalid(
+                key("MAX_IN_FLIGHT"),
+                "must be at least 1",
+            ));
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_IN_FLIGHT,
+    };
     Ok(SalesforceConfig {
         credentials,
         login_url,
@@ -856,6 +906,7 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
         default_replay,
         replay_fallback,
         max_pending,
+        max_in_flight,
     })
 }
 

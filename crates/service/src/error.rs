@@ -39,6 +39,24 @@ pub enum ServiceError {
         /// The other.
         second: String,
     },
+    /// Two entrypoints subscribe to one topic with different filters: in
+    /// one CometD session, Salesforce requires every subscription to a
+    /// PushTopic to carry the same filter.
+    #[error(
+        "{first} subscribes to {first_subscription} and {second} to {second_subscription}: Salesforce allows one filter per topic in a session; give both entrypoints the same filter (each then gets every event), or filter in the handler"
+    )]
+    ConflictingFilters {
+        /// The topic (the channel without filter).
+        topic: String,
+        /// One entrypoint.
+        first: String,
+        /// Its subscription, filter included.
+        first_subscription: String,
+        /// The other.
+        second: String,
+        /// Its subscription, filter included.
+        second_subscription: String,
+    },
     /// The replay store could not be opened.
     #[error("opening the replay store failed: {0}")]
     ReplayStore(#[source] StoreError),

@@ -59,6 +59,24 @@
 //! should the session still be dropped, it resumes after the last received
 //! event, and across a crash the store holds only the watermark.
 //!
+//! Nothing waits or grows without bound. A handler call still running
+//! after `HANDLER_TIMEOUT` (300 s by default) is cancelled and counts as a
+//! retryable failure, under the same retries and `ON_FAILURE` policy as
+//! any other (a handler that blocks its thread without awaiting cannot be
+//! cancelled: use `spawn_blocking`). Behind an unfinished event, later
+//! events finish but wait below the watermark; at most `MAX_IN_FLIGHT`
+//! (1000 by default) per channel. When a channel has that many, the taking
+//! of events pauses (for every channel: they share one stream) until its
+//! oldest finishes; the streaming client then stops polling once
+//! `MAX_PENDING` events are buffered, and resumes where it stopped.
+//!
+//! Events are routed, and watermarks kept, by the subscription as
+//! subscribed, `?filter` included. Salesforce allows one filter per topic
+//! in a streaming session, so two entrypoints giving one topic different
+//! filters (or one a filter and the other none) are refused at start
+//! ([`ServiceError::ConflictingFilters`]); the same subscription twice is
+//! subscribed once and each event goes to both handlers.
+//!
 //! # Start-up and shutdown
 //!
 //! [`Service::start`] logs in (the REST and streaming clients share one
@@ -71,7 +89,12 @@
 //! # Operations
 //!
 //! With `METRICS_PORT`, `/metrics` (Prometheus) and `/health` are served;
-//! see [`metrics`].
+//! see [`metrics`]. `/health` reports each subscription's state
+//! (subscribed, retrying with its last error, failed) and answers 503 when
+//! the session is down or a subscription was given up for good. A
+//! subscription given up while running (the topic was deleted, say) does
+//! not stop the service: its other channels keep delivering, and the
+//! health check (or an orchestrator watching it) decides on a restart.
 //!
 //! # More entrypoint kinds
 //!

@@ -9,12 +9,33 @@
 //! | `sfstream_events_handled_total` | counter | `channel` |
 //! | `sfstream_events_failed_total` | counter | `channel` |
 //! | `sfstream_handler_seconds` | histogram | `channel` |
-//! | `sfstream_watermark_lag` | gauge: events received and not yet committed | `channel` |
+//! | `sfstream_handler_timeouts_total` | counter: handler calls cut off by `HANDLER_TIMEOUT` | `channel` |
+//! | `sfstream_watermark_lag` | gauge: events received and not yet committed (at most `MAX_IN_FLIGHT`) | `channel` |
+//! | `sfstream_channel_state` | gauge: 1 for the subscription's current state, 0 for the others | `channel`, `state` (`subscribed`, `retrying`, `failed`) |
 //! | `sfstream_reconnects_total` | counter | |
 //!
-//! Every metric carries the label `service`.
+//! Every metric carries the label `service`. `channel` is the
+//! subscription as subscribed, `?filter` included.
+//!
+//! # `/health`
+//!
+//! `GET /health` answers JSON, 200 when healthy and 503 otherwise:
+//!
+//! ```json
+//! {"status": "unhealthy", "connected": true, "channels": {
+//!     "/topic/ContactUpdates": {"state": "subscribed"},
+//!     "/topic/LeadUpdates": {"state": "retrying", "error": "…", "attempt": 2},
+//!     "/topic/Gone": {"state": "failed", "error": "400::The channel you requested to subscribe to does not exist {/topic/Gone}"}}}
+//! ```
+//!
+//! Healthy means the streaming session is connected and no subscription
+//! has failed for good. A subscription being retried is reported but
+//! stays healthy (it is expected to come back); one given up for good
+//! makes the service unhealthy until it restarts, while its other
+//! channels keep delivering (so an orchestrator's health check, not the
+//! runtime, decides whether to restart it).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,6 +48,7 @@ use axum::routing::get;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Level, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 use parking_lot::Mutex;
+use serde::Serialize;
 
 use crate::shutdown::ShutdownSignal;
 
@@ -48,6 +70,44 @@ pub struct ChannelMetrics {
     pub handler_seconds: Histogram,
     /// `sfstream_watermark_lag`.
     pub watermark_lag: Gauge,
+    /// `sfstream_handler_timeouts_total`.
+    pub timeouts: Counter,
+}
+
+/// The state of one subscription, as `/health` and
+/// `sfstream_channel_state` report it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ChannelState {
+    /// The server accepted the subscription.
+    Subscribed,
+    /// The subscription was refused or lost and is being sent again.
+    Retrying {
+        /// What went wrong last.
+        error: String,
+        /// Consecutive failures so far.
+        attempt: u32,
+    },
+    /// The subscription was refused and given up: no more events arrive
+    /// on it until the service restarts.
+    Failed {
+        /// The server's error.
+        error: String,
+    },
+}
+
+impl ChannelState {
+    /// The `state` label: `subscribed`, `retrying` or `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChannelState::Subscribed => "subscribed",
+            ChannelState::Retrying { .. } => "retrying",
+            ChannelState::Failed { .. } => "failed",
+        }
+    }
+
+    const NAMES: [&'static str; 3] = ["subscribed", "retrying", "failed"];
 }
 
 impl std::fmt::Debug for ChannelMetrics {
@@ -71,6 +131,7 @@ pub struct ServiceMetrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     channels: Mutex<HashMap<String, ChannelMetrics>>,
+    states: Mutex<BTreeMap<String, ChannelState>>,
     reconnects: Counter,
     connected: AtomicBool,
 }
@@ -104,6 +165,7 @@ impl ServiceMetrics {
             recorder,
             handle,
             channels: Mutex::new(HashMap::new()),
+            states: Mutex::new(BTreeMap::new()),
             reconnects,
             connected: AtomicBool::new(false),
         }
@@ -135,6 +197,7 @@ impl ServiceMetrics {
                 &Key::from_parts("sfstream_watermark_lag", labels()),
                 &METADATA,
             ),
+            timeouts: counter("sfstream_handler_timeouts_total"),
         };
         metrics.watermark_lag.set(0.0);
         channels.insert(channel.to_string(), metrics.clone());
@@ -149,6 +212,40 @@ impl ServiceMetrics {
             .collect();
         self.recorder
             .register_counter(&Key::from_parts(name, labels), &METADATA)
+    }
+
+    /// Records the state of the subscription `channel`; returns the
+    /// previous one.
+    pub fn set_channel_state(&self, channel: &str, state: ChannelState) -> Option<ChannelState> {
+        let mut states = self.states.lock();
+        for name in ChannelState::NAMES {
+            let labels = vec![
+                Label::new("channel", channel.to_string()),
+                Label::new("state", name),
+            ];
+            let gauge = self.recorder.register_gauge(
+                &Key::from_parts("sfstream_channel_state", labels),
+                &METADATA,
+            );
+            gauge.set(if name == state.name() { 1.0 } else { 0.0 });
+        }
+        states.insert(channel.to_string(), state)
+    }
+
+    /// The state of every subscription, by channel (as subscribed).
+    pub fn channel_states(&self) -> BTreeMap<String, ChannelState> {
+        self.states.lock().clone()
+    }
+
+    /// Whether the service is healthy: connected, and no subscription
+    /// failed for good.
+    pub fn is_healthy(&self) -> bool {
+        self.is_connected()
+            && !self
+                .states
+                .lock()
+                .values()
+                .any(|s| matches!(s, ChannelState::Failed { .. }))
     }
 
     /// Counts a reconnection of the streaming session.
@@ -172,9 +269,10 @@ impl ServiceMetrics {
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) and `GET /health` (200 when
-/// the streaming session is connected, 503 otherwise) on `port` of every
-/// interface (0: a free port) until `shutdown`.
+/// Serves `GET /metrics` (Prometheus text) and `GET /health` (JSON; 200
+/// when [healthy](ServiceMetrics::is_healthy), 503 otherwise; see the
+/// [module](self)) on `port` of every interface (0: a free port) until
+/// `shutdown`.
 ///
 /// # Errors
 ///
@@ -209,9 +307,16 @@ async fn render(State(metrics): State<Arc<ServiceMetrics>>) -> impl IntoResponse
 }
 
 async fn health(State(metrics): State<Arc<ServiceMetrics>>) -> impl IntoResponse {
-    if metrics.is_connected() {
-        (StatusCode::OK, "ok\n")
+    let healthy = metrics.is_healthy();
+    let body = serde_json::json!({
+        "status": if healthy { "ok" } else { "unhealthy" },
+        "connected": metrics.is_connected(),
+        "channels": metrics.channel_states(),
+    });
+    let status = if healthy {
+        StatusCode::OK
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "not connected\n")
-    }
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(body))
 }

@@ -1,6 +1,12 @@
 //! The Salesforce streaming entrypoints at run time: declaration,
 //! subscription, bounded concurrent dispatch, retries, the contiguous
 //! watermark, and graceful stop.
+//!
+//! Events are routed, and their watermarks kept, by the subscription as
+//! subscribed (`?filter` included). One CometD session allows one filter
+//! per topic, so a service whose entrypoints give one topic different
+//! filters is refused at start; the same subscription twice is one
+//! subscription whose events go to both handlers.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +18,8 @@ use parking_lot::Mutex;
 use sfstream_bayeux::ClientEvent;
 use sfstream_salesforce::replay::{MemoryStore, RedisStore, ReplayStore, channel_key, open_store};
 use sfstream_salesforce::rest::SalesforceClient;
-use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient};
-use tokio::sync::Semaphore;
+use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, OnFailure, ReplayStoreConfig, SalesforceConfig};
@@ -21,7 +27,7 @@ use crate::delivery::{Ticket, Watermark};
 use crate::entrypoints::{Binding, Entrypoint};
 use crate::error::ServiceError;
 use crate::handler::{BoxedHandler, EventContext};
-use crate::metrics::ServiceMetrics;
+use crate::metrics::{ChannelState, ServiceMetrics};
 use crate::service::{Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
 
@@ -85,20 +91,10 @@ async fn start(
         .cloned()
         .ok_or(ServiceError::NoSalesforceConfig)?;
 
-    // 1. Declare every topic, once per name, before anything streams.
-    let bound = declare(&client, routes).await?;
-    let mut channels: Vec<String> = Vec::new();
-    let mut table: HashMap<String, Vec<BoundHandler>> = HashMap::new();
-    for handler in bound {
-        let channel = handler.binding.channel.clone();
-        if !channels.contains(&channel) {
-            channels.push(channel.clone());
-        }
-        table
-            .entry(channel_key(&channel).to_string())
-            .or_default()
-            .push(handler);
-    }
+    // 1. One filter per topic; then declare every topic, once per name,
+    // before anything streams.
+    check_filters(&routes)?;
+    let subscriptions = Subscriptions::new(declare(&client, routes).await?);
 
     // 2. The replay store.
     let store = match store {
@@ -109,20 +105,21 @@ async fn start(
     // 3. Connect, with commit-on-acknowledge, sharing the REST session.
     let metrics = context.metrics().clone();
     let events_metrics = metrics.clone();
-    let handshakes = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let session = Arc::new(Session::default());
+    let events_session = session.clone();
     let (streaming, messages) = StreamingClient::builder(client.authenticator().clone())
         .replay_store(store)
         .default_replay(section.default_replay)
         .replay_fallback(section.replay_fallback)
         .delivery(Delivery::Acknowledged)
         .max_pending(section.max_pending)
-        .on_event(move |event| on_stream_event(event, &events_metrics, &handshakes))
+        .on_event(move |event| on_stream_event(event, &events_metrics, &events_session))
         .connect()
         .await
         .map_err(ServiceError::Streaming)?;
 
     // 4. Subscribe every channel once.
-    for channel in &channels {
+    for channel in &subscriptions.order {
         if let Err(source) = streaming.subscribe(channel).await {
             streaming.close().await;
             return Err(ServiceError::Subscribe {
@@ -130,30 +127,40 @@ async fn start(
                 source,
             });
         }
+        metrics.set_channel_state(channel, ChannelState::Subscribed);
         tracing::info!(%channel, "subscribed");
     }
     metrics.set_connected(true);
+    session
+        .started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let dispatcher = Dispatcher {
-        table: Arc::new(table),
+        subscriptions: Arc::new(subscriptions),
         windows: Arc::new(Mutex::new(HashMap::new())),
+        max_in_flight: section.max_in_flight.max(1),
         context,
         config,
     };
     Ok(Box::pin(dispatcher.run(streaming, messages, shutdown)))
 }
 
-/// Keeps the connection metrics in step (the streaming client logs the events).
-fn on_stream_event(
-    event: &StreamEvent,
-    metrics: &ServiceMetrics,
-    handshakes: &std::sync::atomic::AtomicU64,
-) {
+/// What the session's event handler remembers.
+#[derive(Default)]
+struct Session {
+    handshakes: std::sync::atomic::AtomicU64,
+    /// Every channel was subscribed once: the service runs.
+    started: std::sync::atomic::AtomicBool,
+}
+
+/// Keeps the connection metrics and channel states in step (the streaming
+/// client logs the events).
+fn on_stream_event(event: &StreamEvent, metrics: &ServiceMetrics, session: &Session) {
     use std::sync::atomic::Ordering;
     match event {
         StreamEvent::Connection(ClientEvent::Handshaken { .. }) => {
             metrics.set_connected(true);
-            if handshakes.fetch_add(1, Ordering::Relaxed) > 0 {
+            if session.handshakes.fetch_add(1, Ordering::Relaxed) > 0 {
                 metrics.reconnected();
             }
         }
@@ -166,7 +173,112 @@ fn on_stream_event(
             | ClientEvent::ServerDisconnected
             | ClientEvent::Closed { .. },
         ) => metrics.set_connected(false),
+        StreamEvent::Connection(ClientEvent::Subscribed { channel }) => {
+            metrics.set_channel_state(channel, ChannelState::Subscribed);
+        }
+        StreamEvent::Connection(ClientEvent::SubscriptionRetrying {
+            channel,
+            error,
+            attempt,
+            ..
+        }) => {
+            metrics.set_channel_state(
+                channel,
+                ChannelState::Retrying {
+                    error: error.clone(),
+                    attempt: *attempt,
+                },
+            );
+        }
+        StreamEvent::Connection(ClientEvent::SubscriptionFailed { channel, error }) => {
+            let state = ChannelState::Failed {
+                error: error.to_string(),
+            };
+            let before = metrics.set_channel_state(channel, state);
+            // The streaming client logs the refusal itself (as an error);
+            // say once what it means for a running service (at start, the
+            // start-up fails instead).
+            let running = session.started.load(Ordering::Relaxed);
+            if running && !matches!(before, Some(ChannelState::Failed { .. })) {
+                tracing::warn!(
+                    %channel,
+                    "subscription given up: no more events on this channel until a restart; the other channels keep running and /health reports 503"
+                );
+            }
+        }
         _ => {}
+    }
+}
+
+/// Refuses entrypoints that give one topic different filters (Salesforce
+/// allows one filter per PushTopic in a CometD session).
+fn check_filters(routes: &[Route]) -> Result<(), ServiceError> {
+    let mut by_topic: HashMap<String, (&Entrypoint, String)> = HashMap::new();
+    for route in routes {
+        let subscription = route.entrypoint.channel();
+        let topic = channel_key(&subscription).to_string();
+        match by_topic.get(&topic) {
+            Some((first, first_subscription)) if *first_subscription != subscription => {
+                return Err(ServiceError::ConflictingFilters {
+                    topic,
+                    first: first.to_string(),
+                    first_subscription: first_subscription.clone(),
+                    second: route.entrypoint.to_string(),
+                    second_subscription: subscription,
+                });
+            }
+            Some(_) => {}
+            None => {
+                by_topic.insert(topic, (&route.entrypoint, subscription));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The subscriptions of a service and the handlers of each.
+struct Subscriptions {
+    /// Subscription (as subscribed, filter included) -> its handlers.
+    handlers: HashMap<String, Vec<BoundHandler>>,
+    /// Topic (without filter) -> its one subscription.
+    by_topic: HashMap<String, String>,
+    /// Every subscription once, in declaration order.
+    order: Vec<String>,
+}
+
+impl Subscriptions {
+    fn new(bound: Vec<BoundHandler>) -> Self {
+        let mut this = Self {
+            handlers: HashMap::new(),
+            by_topic: HashMap::new(),
+            order: Vec::new(),
+        };
+        for handler in bound {
+            let subscription = handler.binding.channel.clone();
+            if !this.handlers.contains_key(&subscription) {
+                this.order.push(subscription.clone());
+                this.by_topic
+                    .insert(channel_key(&subscription).to_string(), subscription.clone());
+            }
+            this.handlers.entry(subscription).or_default().push(handler);
+        }
+        this
+    }
+
+    /// The subscription an event belongs to: the one the client names;
+    /// failing that, the topic's one subscription (one filter per topic is
+    /// enforced at start); failing that, what the client named.
+    fn of<'a>(&'a self, subscription: &'a str, channel: &str) -> &'a str {
+        if self.handlers.contains_key(subscription) {
+            return subscription;
+        }
+        self.by_topic
+            .get(channel_key(channel))
+            .map_or(subscription, String::as_str)
+    }
+
+    fn handlers(&self, subscription: &str) -> Vec<BoundHandler> {
+        self.handlers.get(subscription).cloned().unwrap_or_default()
     }
 }
 
@@ -264,9 +376,32 @@ enum Outcome {
     Fatal(ServiceError),
 }
 
+/// An event taken and not yet below its channel's watermark.
+struct InFlight {
+    message: Arc<StreamMessage>,
+    /// Its place in the window, given back when it passes the watermark.
+    _room: OwnedSemaphorePermit,
+}
+
+/// The in-flight events of one subscription, at most `MAX_IN_FLIGHT`.
+struct Window {
+    watermark: Watermark<InFlight>,
+    /// The places left in the window.
+    room: Arc<Semaphore>,
+    /// When a full window was last logged (to log it once per episode, not
+    /// per event).
+    full_logged: Option<Instant>,
+}
+
+/// How often a full window is logged at most.
+const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+type Windows = Mutex<HashMap<String, Window>>;
+
 struct Dispatcher {
-    table: Arc<HashMap<String, Vec<BoundHandler>>>,
-    windows: Arc<Mutex<HashMap<String, Watermark<Arc<StreamMessage>>>>>,
+    subscriptions: Arc<Subscriptions>,
+    windows: Arc<Windows>,
+    max_in_flight: usize,
     context: ServiceContext,
     config: Arc<Config>,
 }
@@ -302,9 +437,27 @@ impl Dispatcher {
             };
             while tasks.try_join_next().is_some() {}
             match item {
-                Some(Ok(message)) => self.dispatch(message, permit, &mut tasks, &fatal),
+                Some(Ok(message)) => {
+                    let key = self
+                        .subscriptions
+                        .of(&message.subscription, &message.channel)
+                        .to_string();
+                    // A full window pauses the taking of events (of every
+                    // channel: they share one stream); the streaming client
+                    // then stops polling once MAX_PENDING are buffered.
+                    let Some(room) = self.room(&key, &shutdown).await else {
+                        break;
+                    };
+                    self.dispatch(key, message, permit, room, &mut tasks, &fatal);
+                }
                 Some(Err(error)) => {
-                    tracing::error!(%error, "streaming error");
+                    if is_subscription_failure(&error) {
+                        // Reported, with the channel's state, through the
+                        // SubscriptionFailed event.
+                        tracing::debug!(%error, "subscription failed");
+                    } else {
+                        tracing::error!(%error, "streaming error");
+                    }
                     last_error = Some(error.to_string());
                 }
                 None => {
@@ -348,23 +501,68 @@ impl Dispatcher {
         }
     }
 
+    /// A place in the window of `key`, waiting while it is full; `None`
+    /// when the service stops first.
+    async fn room(&self, key: &str, shutdown: &ShutdownSignal) -> Option<OwnedSemaphorePermit> {
+        let room = {
+            let mut windows = self.windows.lock();
+            let window = windows.entry(key.to_string()).or_insert_with(|| Window {
+                watermark: Watermark::new(),
+                room: Arc::new(Semaphore::new(self.max_in_flight)),
+                full_logged: None,
+            });
+            if let Ok(permit) = window.room.clone().try_acquire_owned() {
+                return Some(permit);
+            }
+            if window
+                .full_logged
+                .is_none_or(|at| at.elapsed() >= FULL_LOG_INTERVAL)
+            {
+                window.full_logged = Some(Instant::now());
+                let oldest = window
+                    .watermark
+                    .oldest_pending()
+                    .and_then(|e| e.message.replay_id());
+                tracing::warn!(
+                    channel = %key, max_in_flight = self.max_in_flight, oldest_replay_id = ?oldest,
+                    "MAX_IN_FLIGHT events waiting behind an unfinished one: taking no more events until it finishes or HANDLER_TIMEOUT ends it"
+                );
+            }
+            window.room.clone()
+        };
+        tokio::select! {
+            biased;
+            _ = shutdown.wait() => None,
+            permit = room.acquire_owned() => permit.ok(),
+        }
+    }
+
     fn dispatch(
         &self,
+        key: String,
         message: StreamMessage,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permit: OwnedSemaphorePermit,
+        room: OwnedSemaphorePermit,
         tasks: &mut JoinSet<()>,
         fatal: &Arc<Mutex<Option<ServiceError>>>,
     ) {
-        let key = channel_key(&message.channel).to_string();
         let metrics = self.context.metrics().channel(&key);
         metrics.received.increment(1);
-        let handlers = self.table.get(&key).cloned().unwrap_or_default();
+        let handlers = self.subscriptions.handlers(&key);
         let message = Arc::new(message);
         let ticket = {
             let mut windows = self.windows.lock();
-            let window = windows.entry(key.clone()).or_default();
-            let ticket = window.push(message.clone());
-            metrics.watermark_lag.set(window.in_flight() as f64);
+            let Some(window) = windows.get_mut(&key) else {
+                // `room` made the window; it is never removed.
+                return;
+            };
+            let ticket = window.watermark.push(InFlight {
+                message: message.clone(),
+                _room: room,
+            });
+            metrics
+                .watermark_lag
+                .set(window.watermark.in_flight() as f64);
             ticket
         };
         if handlers.is_empty() {
@@ -409,9 +607,10 @@ impl Dispatcher {
     }
 }
 
-/// Marks an event done and commits the new watermark, if it moved.
+/// Marks an event done and commits the new watermark, if it moved (the
+/// events that passed it give their places in the window back).
 fn complete(
-    windows: &Mutex<HashMap<String, Watermark<Arc<StreamMessage>>>>,
+    windows: &Windows,
     key: &str,
     ticket: Ticket,
     metrics: &crate::metrics::ChannelMetrics,
@@ -421,13 +620,25 @@ fn complete(
         let Some(window) = windows.get_mut(key) else {
             return;
         };
-        let committed = window.complete(ticket);
-        metrics.watermark_lag.set(window.in_flight() as f64);
+        let committed = window.watermark.complete(ticket);
+        metrics
+            .watermark_lag
+            .set(window.watermark.in_flight() as f64);
         committed
     };
-    if let Some(message) = committed {
-        message.ack();
+    if let Some(event) = committed {
+        event.message.ack();
     }
+}
+
+/// Whether a stream error is a subscription given up (which the
+/// `SubscriptionFailed` event reports).
+fn is_subscription_failure(error: &StreamingError) -> bool {
+    matches!(
+        error,
+        StreamingError::ReplayIdExpired { .. }
+            | StreamingError::Bayeux(sfstream_bayeux::Error::SubscriptionFailed { .. })
+    )
 }
 
 /// Calls a handler, retrying with exponential backoff; applies the
@@ -443,7 +654,25 @@ async fn call_with_policy(
     loop {
         attempts += 1;
         let started = Instant::now();
-        let result = (handler.handler)(event.clone()).await;
+        // A call still running at the timeout is dropped (cancelled at its
+        // next await) and counts as a retryable failure, so one stuck call
+        // cannot hold the watermark for ever.
+        let result =
+            match tokio::time::timeout(config.handler_timeout, (handler.handler)(event.clone()))
+                .await
+            {
+                Ok(result) => result,
+                Err(_) => {
+                    metrics.timeouts.increment(1);
+                    Err(crate::handler::HandlerError {
+                        message: format!(
+                            "the handler did not finish within {:?} (HANDLER_TIMEOUT)",
+                            config.handler_timeout
+                        ),
+                        retryable: true,
+                    })
+                }
+            };
         metrics
             .handler_seconds
             .record(started.elapsed().as_secs_f64());
@@ -484,5 +713,162 @@ async fn call_with_policy(
                 })
             }
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sfstream_bayeux::ErrorField;
+
+    use super::*;
+    use crate::entrypoints::{handle_notification, subscribe};
+    use crate::handler::boxed;
+
+    async fn nothing() {}
+
+    fn route(entrypoint: impl Into<Entrypoint>) -> Route {
+        Route {
+            entrypoint: entrypoint.into(),
+            handler: boxed(nothing),
+            handler_name: "nothing".into(),
+        }
+    }
+
+    fn feed(metrics: &ServiceMetrics, event: ClientEvent) {
+        on_stream_event(
+            &StreamEvent::Connection(event),
+            metrics,
+            &Session::default(),
+        );
+    }
+
+    #[test]
+    fn subscription_events_drive_the_channel_states_and_health() {
+        let metrics = ServiceMetrics::new("states");
+        metrics.set_connected(true);
+        let (a, b) = ("/topic/A", "/topic/B?Name='x'");
+        feed(&metrics, ClientEvent::Subscribed { channel: a.into() });
+        feed(&metrics, ClientEvent::Subscribed { channel: b.into() });
+        assert!(metrics.is_healthy());
+
+        feed(
+            &metrics,
+            ClientEvent::SubscriptionRetrying {
+                channel: b.into(),
+                error: "403::Unknown client".into(),
+                attempt: 2,
+                retry_in: Duration::from_secs(1),
+            },
+        );
+        assert_eq!(
+            metrics.channel_states().get(b),
+            Some(&ChannelState::Retrying {
+                error: "403::Unknown client".into(),
+                attempt: 2
+            })
+        );
+        // Retrying is reported, not unhealthy.
+        assert!(metrics.is_healthy());
+
+        feed(
+            &metrics,
+            ClientEvent::SubscriptionFailed {
+                channel: b.into(),
+                error: ErrorField::parse(
+                    "400::The channel you requested to subscribe to does not exist {/topic/B}",
+                ),
+            },
+        );
+        assert!(matches!(
+            metrics.channel_states().get(b),
+            Some(ChannelState::Failed { error }) if error.contains("does not exist")
+        ));
+        assert_eq!(
+            metrics.channel_states().get(a),
+            Some(&ChannelState::Subscribed)
+        );
+        assert!(!metrics.is_healthy());
+        let text = metrics.render();
+        for (channel, state, value) in [
+            (b, "failed", 1),
+            (b, "retrying", 0),
+            (b, "subscribed", 0),
+            (a, "subscribed", 1),
+            (a, "failed", 0),
+        ] {
+            let line = format!(
+                r#"sfstream_channel_state{{service="states",channel="{channel}",state="{state}"}} {value}"#
+            );
+            assert!(text.lines().any(|l| l == line), "{line} not in\n{text}");
+        }
+        // A new session subscribes it again: healthy again.
+        feed(&metrics, ClientEvent::Subscribed { channel: b.into() });
+        assert!(metrics.is_healthy());
+        // Disconnected: unhealthy whatever the channels.
+        feed(&metrics, ClientEvent::ServerDisconnected);
+        assert!(!metrics.is_healthy());
+    }
+
+    #[test]
+    fn one_filter_per_topic() {
+        let same = [
+            route(subscribe("/topic/X?Name='a'")),
+            route(subscribe("/topic/X?Name='a'")),
+            route(subscribe("/topic/Y")),
+            route(handle_notification("Y")),
+        ];
+        assert!(check_filters(&same).is_ok());
+        let different = [
+            route(subscribe("/topic/Z")),
+            route(subscribe("/topic/X?Name='a'")),
+            route(subscribe("/topic/X?Name='b'")),
+        ];
+        let Err(ServiceError::ConflictingFilters {
+            topic,
+            first_subscription,
+            second_subscription,
+            ..
+        }) = check_filters(&different)
+        else {
+            panic!("refused")
+        };
+        assert_eq!(topic, "/topic/X");
+        assert_eq!(first_subscription, "/topic/X?Name='a'");
+        assert_eq!(second_subscription, "/topic/X?Name='b'");
+        let unfiltered_and_filtered = [
+            route(handle_notification("X")),
+            route(subscribe("/topic/X?Name='a'")),
+        ];
+        assert!(check_filters(&unfiltered_and_filtered).is_err());
+    }
+
+    #[test]
+    fn events_are_routed_by_their_subscription() {
+        let bound = |channel: &str| BoundHandler {
+            binding: Arc::new(Binding::new(subscribe(channel).into(), channel.into())),
+            handler: boxed(nothing),
+            name: "nothing".into(),
+        };
+        let subscriptions = Subscriptions::new(vec![
+            bound("/topic/X?Name='a'"),
+            bound("/topic/X?Name='a'"),
+            bound("/topic/Y"),
+        ]);
+        assert_eq!(subscriptions.order, ["/topic/X?Name='a'", "/topic/Y"]);
+        // The client names the subscription.
+        assert_eq!(
+            subscriptions.of("/topic/X?Name='a'", "/topic/X"),
+            "/topic/X?Name='a'"
+        );
+        assert_eq!(subscriptions.handlers("/topic/X?Name='a'").len(), 2);
+        // A client that gives only the channel: the topic's one subscription.
+        assert_eq!(
+            subscriptions.of("/topic/X", "/topic/X"),
+            "/topic/X?Name='a'"
+        );
+        assert_eq!(subscriptions.of("/topic/Y", "/topic/Y"), "/topic/Y");
+        // Not ours: kept as named (no handler).
+        assert_eq!(subscriptions.of("/topic/Q", "/topic/Q"), "/topic/Q");
+        assert!(subscriptions.handlers("/topic/Q").is_empty());
     }
 }

@@ -255,3 +255,43 @@ fn unknown_salesforce_keys_warn_and_config_files_load() {
     let missing = Config::load(dir.path().join("nope.yaml")).expect_err("missing file");
     assert!(missing.to_string().contains("nope.yaml"), "{missing}");
 }
+
+#[test]
+fn handler_timeout_and_max_in_flight_have_defaults_and_are_checked() {
+    let base = "SALESFORCE:\n  USERNAME: u\n  PASSWORD: p\n  SANDBOX: false\n";
+    let config = Config::from_yaml_with_env(base, env_from::<&str, &str>([])).expect("config");
+    assert_eq!(config.handler_timeout, Duration::from_secs(300));
+    let sf = config.salesforce.as_ref().expect("section");
+    assert_eq!(sf.max_in_flight, 1_000);
+    assert!(config.warnings.is_empty());
+
+    // At the top level, or under SALESFORCE: (which wins), as RETRIES.
+    let top = Config::from_yaml_with_env(
+        &format!("HANDLER_TIMEOUT: 20\n{base}  MAX_IN_FLIGHT: 50\n"),
+        env_from::<&str, &str>([]),
+    )
+    .expect("config");
+    assert_eq!(top.handler_timeout, Duration::from_secs(20));
+    assert_eq!(top.salesforce.as_ref().map(|s| s.max_in_flight), Some(50));
+    assert!(top.warnings.is_empty(), "{:?}", top.warnings);
+    let section = Config::from_yaml_with_env(
+        &format!("HANDLER_TIMEOUT: 20\n{base}  HANDLER_TIMEOUT: 0.5\n"),
+        env_from::<&str, &str>([]),
+    )
+    .expect("config");
+    assert_eq!(section.handler_timeout, Duration::from_millis(500));
+
+    for (extra, key) in [
+        ("  HANDLER_TIMEOUT: 0\n", "SALESFORCE.HANDLER_TIMEOUT"),
+        ("  HANDLER_TIMEOUT: -1\n", "SALESFORCE.HANDLER_TIMEOUT"),
+        ("  HANDLER_TIMEOUT: soon\n", "SALESFORCE.HANDLER_TIMEOUT"),
+        ("  MAX_IN_FLIGHT: 0\n", "SALESFORCE.MAX_IN_FLIGHT"),
+    ] {
+        let err = error(&format!("{base}{extra}"));
+        assert_eq!(err.key(), Some(key), "{extra}: {err}");
+    }
+    assert_eq!(
+        error(&format!("HANDLER_TIMEOUT: 0\n{base}")).key(),
+        Some("HANDLER_TIMEOUT")
+    );
+}

@@ -19,9 +19,15 @@ pub async fn emulator() -> Emulator {
 /// with `salesforce` extra lines under `SALESFORCE:` and `top` at the top.
 pub fn config(emulator: &Emulator, top: &str, salesforce: &str) -> Config {
     let mut yaml = format!(
-        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
+        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n",
         emulator.url()
     );
+    // Test defaults, unless the caller sets them.
+    for (key, value) in [("RETRY_DELAY", "0.01"), ("SHUTDOWN_TIMEOUT", "10")] {
+        if !salesforce.contains(&format!("{key}:")) {
+            yaml.push_str(&format!("  {key}: {value}\n"));
+        }
+    }
     for line in salesforce.lines().filter(|l| !l.trim().is_empty()) {
         yaml.push_str("  ");
         yaml.push_str(line.trim());
@@ -95,4 +101,23 @@ pub fn unique(prefix: &str) -> String {
         nanos % 100_000,
         N.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// A REST client logged in to `emulator`.
+pub fn rest(emulator: &Emulator) -> sfstream_salesforce::rest::SalesforceClient {
+    use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
+    sfstream_salesforce::rest::SalesforceClient::new(
+        Authenticator::new(Credentials::soap(
+            "emulator@example.com",
+            "password",
+            Some(Secret::new("token")),
+        ))
+        .with_login_url(LoginUrl::parse(&emulator.url()).expect("url")),
+    )
+}
+
+/// Declares the PushTopic `name` with `query`.
+pub async fn declare(emulator: &Emulator, name: &str, query: &str) {
+    let spec = sfstream_salesforce::rest::PushTopicSpec::new(name, query);
+    rest(emulator).declare_topic(&spec).await.expect("declared");
 }
