@@ -86,8 +86,12 @@ async fn a_subscription_lost_for_good_shows_in_health_and_metrics_and_the_others
     );
     org.org().streaming.forget_clients();
 
-    let ((_, health), failed) = health_until(&base, 20, |status, _| status == 503).await;
-    assert!(failed, "health never turned unhealthy: {health}");
+    let ((status, health), failed) = health_until(&base, 20, |_, h| {
+        h["channels"]["/topic/ContactGone"]["state"] == "failed"
+    })
+    .await;
+    assert!(failed, "the lost channel never showed as failed: {health}");
+    assert_eq!(status, 503, "{health}");
     let gone = &health["channels"]["/topic/ContactGone"];
     assert_eq!(gone["state"], "failed", "{health}");
     assert!(
