@@ -277,7 +277,10 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("amqp_uri", &self.amqp_uri.as_deref().map(redact_url))
+            .field(
+                "amqp_uri",
+                &self.amqp_uri.as_deref().map(sfstream_nameko::redact_uri),
+            )
             .field("max_workers", &self.max_workers)
             .field("salesforce", &self.salesforce)
             .field("retries", &self.retries)
@@ -938,5 +941,21 @@ mod tests {
             panic!("soap")
         };
         assert_eq!(password.expose(), "123456");
+    }
+
+    #[test]
+    fn debug_never_shows_the_amqp_password() {
+        // A password with an unescaped '/' (or '#', '?') must not leak either.
+        for uri in [
+            "pyamqp://guest:topsecret@localhost/",
+            "pyamqp://guest:top/secret@localhost/",
+            "pyamqp://guest:top#secret@localhost/",
+        ] {
+            let config = Config::from_yaml_with_env(&format!("AMQP_URI: '{uri}'"), |_| None)
+                .expect("config");
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("guest:***@localhost"), "{shown}");
+        }
     }
 }
