@@ -1,33 +1,5 @@
 //! AMQP URI handling: Nameko's `AMQP_URI` parsed exactly as kombu (which
 //! Nameko connects with) parses it, and password redaction.
-//!
-//! kombu's rules (`kombu.utils.url.url_to_parts`, the `Connection` defaults
-//! and the py-amqp transport's `default_connection_params`):
-//!
-//! - the scheme is case-insensitive; `pyamqp` and `amqp` are AMQP,
-//!   `amqps` is AMQP over TLS (`pyamqps` is accepted too, as before);
-//! - what follows `scheme://` is split as an `http://` URL: the network
-//!   location ends at the first `/`, `?` or `#`; the query follows `?`;
-//!   a `#` fragment is dropped;
-//! - the user info is what precedes the location's **last** `@`, split at
-//!   its **first** `:` into user and password;
-//! - the host is lowercased up to its first `%` (a zone id keeps its case);
-//!   a bracketed `[IPv6]` host loses its brackets; the port must be ASCII
-//!   digits in `0..=65535`;
-//! - the virtual host is the path without **one** leading `/`: so an empty
-//!   path, `/` and `//` and `/%2F` all mean `/`, `/x` means `x`, `//x`
-//!   means `/x`, `/a/b` means `a/b`;
-//! - user, password, host and virtual host are percent-decoded like
-//!   Python's `urllib.parse.unquote` (invalid escapes kept as they are,
-//!   invalid UTF-8 replaced by U+FFFD, `+` kept);
-//! - an empty (or missing) user or password is `guest`, an empty host
-//!   `localhost`, an empty virtual host `/`, an empty or zero port the
-//!   scheme's default (5672, 5671 for TLS).
-//!
-//! kombu reads `a;b` as a failover list; this crate does not fail over and
-//! refuses such URIs rather than half-following them. The query keeps
-//! lapin's meaning (`heartbeat`, `frame_max`, `channel_max`,
-//! `connection_timeout`, `auth_mechanism`).
 
 use std::net::Ipv6Addr;
 use std::str::FromStr;
@@ -38,7 +10,36 @@ use crate::Error;
 
 /// A parsed AMQP URI, accepted in the forms Nameko accepts in its `AMQP_URI`
 /// setting (`pyamqp://`, `amqp://`, `amqps://`) and parsed as kombu parses
-/// them (see the [module documentation](self)).
+/// them.
+///
+/// kombu's rules (`kombu.utils.url.url_to_parts`, the `Connection` defaults
+/// and the py-amqp transport's `default_connection_params`):
+///
+/// - the scheme is case-insensitive; `pyamqp` and `amqp` are AMQP,
+///   `amqps` is AMQP over TLS (`pyamqps`, unknown to kombu, is accepted
+///   too);
+/// - what follows `scheme://` is split as an `http://` URL: the network
+///   location ends at the first `/`, `?` or `#`; the query follows `?`;
+///   a `#` fragment is dropped;
+/// - the user info is what precedes the location's **last** `@`, split at
+///   its **first** `:` into user and password;
+/// - the host is lowercased up to its first `%` (a zone id keeps its case);
+///   a bracketed `[IPv6]` host loses its brackets; the port must be ASCII
+///   digits in `0..=65535`;
+/// - the virtual host is the path without **one** leading `/`: so an empty
+///   path, `/` and `//` and `/%2F` all mean `/`, `/x` means `x`, `//x`
+///   means `/x`, `/a/b` means `a/b`;
+/// - user, password, host and virtual host are percent-decoded like
+///   Python's `urllib.parse.unquote` (invalid escapes kept as they are,
+///   invalid UTF-8 replaced by U+FFFD, `+` kept);
+/// - an empty (or missing) user or password is `guest`, an empty host
+///   `localhost`, an empty virtual host `/`, an empty or zero port the
+///   scheme's default (5672, 5671 for TLS).
+///
+/// kombu reads `a;b` as a failover list; this crate does not fail over and
+/// refuses such URIs rather than half-following them. The query keeps
+/// lapin's meaning (`heartbeat`, `frame_max`, `channel_max`,
+/// `connection_timeout`, `auth_mechanism`).
 ///
 /// Its [`Display`](std::fmt::Display) and [`Debug`](std::fmt::Debug) forms
 /// never show the password.

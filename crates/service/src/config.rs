@@ -454,7 +454,8 @@ fn replace_vars(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unterminated ${{...}} in {text:?}"))?;
+            // Not quoting the value: it may hold a password (the error names the key).
+            .ok_or_else(|| "unterminated ${...}".to_owned())?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(':') {
             Some((name, default)) => (name, Some(default)),
@@ -941,6 +942,14 @@ mod tests {
             panic!("soap")
         };
         assert_eq!(password.expose(), "123456");
+    }
+
+    #[test]
+    fn substitution_errors_never_quote_the_value() {
+        let err = Config::from_yaml_with_env("AMQP_URI: 'pyamqp://guest:s3cret@${HOST'", |_| None)
+            .expect_err("unterminated");
+        assert_eq!(err.key(), Some("AMQP_URI"));
+        assert!(!err.to_string().contains("s3cret"), "{err}");
     }
 
     #[test]
