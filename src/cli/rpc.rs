@@ -7,25 +7,29 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Map, Value};
-use sfstream_nameko::{Connection, RpcCallError, RpcProxy};
+use sfstream_nameko::{Connection, RpcCallError, RpcProxy, redact_uri};
+use sfstream_service::config::Config;
+
+/// The broker when neither `--amqp-uri`, `AMQP_URI` nor `--config` names one.
+const DEFAULT_AMQP_URI: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// Options of `sfstream rpc`.
-#[derive(Debug, Args)]
+#[derive(Args)]
 #[command(after_help = "Examples:
   sfstream rpc some-service create_contact '[\"Yo\", \"yo@yo.yo\"]'
   sfstream rpc some-service create_contact --kwargs '{\"last_name\": \"Yo\", \"email_address\": \"yo@yo.yo\"}'
+  sfstream rpc --config config.yaml some-service create_contact '[\"Yo\", \"yo@yo.yo\"]'
 
 Exit status: 0 with the result on stdout; 1 with the remote error (exc_type: value) on stderr.")]
 pub struct RpcArgs {
     /// The AMQP broker (pyamqp:// URIs from Nameko configs work too).
-    #[arg(
-        long,
-        env = "AMQP_URI",
-        value_name = "URI",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
-        hide_env_values = true
-    )]
-    amqp_uri: String,
+    /// Default: amqp://guest:guest@127.0.0.1:5672/%2f.
+    #[arg(long, env = "AMQP_URI", value_name = "URI", hide_env_values = true)]
+    amqp_uri: Option<String>,
+    /// A Nameko config file: its AMQP_URI is used (as `nameko shell
+    /// --config` does), whatever --amqp-uri or $AMQP_URI say.
+    #[arg(long, short, value_name = "PATH")]
+    config: Option<std::path::PathBuf>,
     /// Service name.
     service: String,
     /// Method name.
@@ -41,6 +45,39 @@ pub struct RpcArgs {
     timeout: u64,
 }
 
+impl std::fmt::Debug for RpcArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcArgs")
+            .field("amqp_uri", &self.amqp_uri.as_deref().map(redact_uri))
+            .field("config", &self.config)
+            .field("service", &self.service)
+            .field("method", &self.method)
+            .field("args", &self.args)
+            .field("kwargs", &self.kwargs)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl RpcArgs {
+    /// The broker: the config file's `AMQP_URI`, else `--amqp-uri` /
+    /// `$AMQP_URI`, else the local default.
+    fn broker(&self) -> anyhow::Result<String> {
+        let Some(path) = &self.config else {
+            return Ok(self
+                .amqp_uri
+                .clone()
+                .unwrap_or_else(|| DEFAULT_AMQP_URI.to_owned()));
+        };
+        let config =
+            Config::load(path).with_context(|| format!("cannot load {}", path.display()))?;
+        match config.amqp_uri {
+            Some(uri) => Ok(uri),
+            None => bail!("{} has no AMQP_URI", path.display()),
+        }
+    }
+}
+
 /// Runs `sfstream rpc`.
 pub async fn run(args: RpcArgs) -> anyhow::Result<ExitCode> {
     let positional: Vec<Value> = match serde_json::from_str(&args.args) {
@@ -51,9 +88,10 @@ pub async fn run(args: RpcArgs) -> anyhow::Result<ExitCode> {
         Ok(Value::Object(map)) => map,
         _ => bail!("--kwargs must be a JSON object, e.g. '{{\"email\": \"a@b.c\"}}'"),
     };
-    let connection = Connection::connect(&args.amqp_uri)
+    let broker = args.broker()?;
+    let connection = Connection::connect(&broker)
         .await
-        .context("cannot connect to the AMQP broker")?;
+        .with_context(|| format!("cannot connect to the AMQP broker {}", redact_uri(&broker)))?;
     let proxy = RpcProxy::start(&connection)
         .await
         .context("cannot start the RPC reply queue")?;

@@ -112,6 +112,81 @@ impl EventDispatcher {
     }
 }
 
+/// An [`EventDispatcher`] bound to one worker: what Nameko's
+/// `EventDispatcher` dependency injects into a service for each worker
+/// (`self.dispatch`). Every event it dispatches carries the worker's
+/// context data as `nameko.*` headers, always including
+/// `nameko.call_id_stack`: the incoming stack with the worker's call id
+/// appended, keeping the last `parent_calls_tracked + 1` entries.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use serde_json::{Map, json};
+/// use sfstream_nameko::{Connection, EventDispatcher, WorkerContext, WorkerDispatcher};
+///
+/// # async fn demo() -> Result<(), sfstream_nameko::Error> {
+/// let conn = Connection::connect("pyamqp://guest:guest@127.0.0.1:5672/").await?;
+/// let events = Arc::new(EventDispatcher::new(&conn, "contacts"));
+/// let worker = WorkerContext::new("contacts", "create", Map::new());
+/// let dispatch = WorkerDispatcher::new(events, &worker);
+/// // nameko.call_id_stack = ["contacts.create.<uuid>"]
+/// dispatch.dispatch("contact_created", &json!({"id": 42})).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct WorkerDispatcher {
+    dispatcher: Arc<EventDispatcher>,
+    /// Computed once, as Nameko computes a worker's headers once.
+    context_data: Arc<Map<String, Value>>,
+}
+
+impl std::fmt::Debug for WorkerDispatcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Context data may hold an auth token: only the call ids are shown.
+        f.debug_struct("WorkerDispatcher")
+            .field("service_name", &self.dispatcher.service_name)
+            .field(
+                "call_id_stack",
+                &self.context_data.get(crate::CALL_ID_STACK_KEY),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl WorkerDispatcher {
+    /// `dispatcher` dispatching on behalf of `worker`.
+    pub fn new(dispatcher: Arc<EventDispatcher>, worker: &WorkerContext) -> Self {
+        Self {
+            dispatcher,
+            context_data: Arc::new(worker.context_data()),
+        }
+    }
+
+    /// Dispatches `event_type` with `payload` and the worker's context
+    /// headers. Returns once the broker confirmed it.
+    pub async fn dispatch(&self, event_type: &str, payload: &Value) -> Result<(), Error> {
+        self.dispatcher
+            .dispatch_with_data(event_type, payload, &self.context_data)
+            .await
+    }
+
+    /// The service whose events this dispatches.
+    pub fn service_name(&self) -> &str {
+        self.dispatcher.service_name()
+    }
+
+    /// The `call_id_stack` the events carry.
+    pub fn call_id_stack(&self) -> Vec<String> {
+        match self.context_data.get(crate::CALL_ID_STACK_KEY) {
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+}
+
 /// The error an event handler returns. The event is acked anyway (and the
 /// error logged) unless the handler was built with
 /// [`requeue_on_error`](EventHandler::requeue_on_error).
@@ -164,6 +239,7 @@ pub struct EventHandler {
     requeue_on_error: bool,
     broadcast_identifier: Option<String>,
     max_workers: u16,
+    parent_calls_tracked: usize,
 }
 
 impl EventHandler {
@@ -184,6 +260,7 @@ impl EventHandler {
             requeue_on_error: false,
             broadcast_identifier: None,
             max_workers: DEFAULT_MAX_WORKERS,
+            parent_calls_tracked: crate::DEFAULT_PARENT_CALLS_TRACKED,
         }
     }
 
@@ -216,6 +293,12 @@ impl EventHandler {
     /// Maximum concurrent handlers (prefetch); default 10.
     pub fn max_workers(mut self, max_workers: u16) -> Self {
         self.max_workers = max_workers.max(1);
+        self
+    }
+
+    /// Nameko's `parent_calls_tracked` for the handler's workers; default 10.
+    pub fn parent_calls_tracked(mut self, n: usize) -> Self {
+        self.parent_calls_tracked = n;
         self
     }
 
@@ -269,7 +352,8 @@ impl EventHandler {
         Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
     {
         let data = unpack_context_headers(delivery.properties.headers().as_ref());
-        let ctx = EventContext::new(&self.service_name, &self.method_name, data);
+        let mut ctx = EventContext::new(&self.service_name, &self.method_name, data);
+        ctx.parent_calls_tracked = self.parent_calls_tracked;
         let outcome = match serde_json::from_slice::<Value>(&delivery.data) {
             Ok(payload) => match tokio::spawn(handler(ctx, payload)).await {
                 Ok(r) => r,

@@ -10,7 +10,9 @@
 //! - [`RpcProxy`]: the `ClusterRpcProxy` client, with `UnknownService`
 //!   detection and timeouts.
 //! - [`EventDispatcher`] and [`EventHandler`]: events on `<service>.events`
-//!   with service-pool, singleton and broadcast handlers.
+//!   with service-pool, singleton and broadcast handlers;
+//!   [`WorkerDispatcher`]: the dispatcher of one worker, whose events carry
+//!   its `nameko.call_id_stack` as Nameko's always do.
 //! - [`WorkerContext`]: the `nameko.*` context headers and call id stacks.
 //!
 //! ```no_run
@@ -55,7 +57,7 @@ pub use context::{
     CALL_ID_STACK_KEY, DEFAULT_PARENT_CALLS_TRACKED, EventContext, RpcContext, WorkerContext,
 };
 pub use error::{Error, RpcCallError, RpcError};
-pub use events::{EventDispatcher, EventHandler, HandlerError};
+pub use events::{EventDispatcher, EventHandler, HandlerError, WorkerDispatcher};
 pub use rpc_client::{ClusterRpc, RpcProxy, STANDALONE_PROXY_NAME};
 pub use rpc_server::{DEFAULT_MAX_WORKERS, RpcFuture, RpcServer};
 pub use signature::Signature;

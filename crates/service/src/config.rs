@@ -294,7 +294,10 @@ impl Default for Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("amqp_uri", &self.amqp_uri.as_deref().map(redact_url))
+            .field(
+                "amqp_uri",
+                &self.amqp_uri.as_deref().map(sfstream_nameko::redact_uri),
+            )
             .field("max_workers", &self.max_workers)
             .field("salesforce", &self.salesforce)
             .field("retries", &self.retries)
@@ -471,7 +474,8 @@ fn replace_vars(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Stri
         let after = &rest[start + 2..];
         let end = after
             .find('}')
-            .ok_or_else(|| format!("unterminated ${{...}} in {text:?}"))?;
+            // Not quoting the value: it may hold a password (the error names the key).
+            .ok_or_else(|| "unterminated ${...}".to_owned())?;
         let inner = &after[..end];
         let (name, default) = match inner.split_once(':') {
             Some((name, default)) => (name, Some(default)),
@@ -989,5 +993,29 @@ mod tests {
             panic!("soap")
         };
         assert_eq!(password.expose(), "123456");
+    }
+
+    #[test]
+    fn substitution_errors_never_quote_the_value() {
+        let err = Config::from_yaml_with_env("AMQP_URI: 'pyamqp://guest:s3cret@${HOST'", |_| None)
+            .expect_err("unterminated");
+        assert_eq!(err.key(), Some("AMQP_URI"));
+        assert!(!err.to_string().contains("s3cret"), "{err}");
+    }
+
+    #[test]
+    fn debug_never_shows_the_amqp_password() {
+        // A password with an unescaped '/' (or '#', '?') must not leak either.
+        for uri in [
+            "pyamqp://guest:topsecret@localhost/",
+            "pyamqp://guest:top/secret@localhost/",
+            "pyamqp://guest:top#secret@localhost/",
+        ] {
+            let config = Config::from_yaml_with_env(&format!("AMQP_URI: '{uri}'"), |_| None)
+                .expect("config");
+            let shown = format!("{config:?}");
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("guest:***@localhost"), "{shown}");
+        }
     }
 }

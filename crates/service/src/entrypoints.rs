@@ -52,6 +52,18 @@ pub enum Entrypoint {
 }
 
 impl Entrypoint {
+    /// The Python extension's name of this kind of entrypoint
+    /// (`handle_sobject_notification`, …).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Entrypoint::Subscribe(_) => "subscribe",
+            Entrypoint::Notification(_) => "handle_notification",
+            Entrypoint::Sobject(_) => "handle_sobject_notification",
+            Entrypoint::ChangeEvents(_) => "change_events",
+            Entrypoint::PlatformEvent(_) => "platform_event",
+        }
+    }
+
     /// The channel subscribed to.
     pub fn channel(&self) -> String {
         match self {

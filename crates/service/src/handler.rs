@@ -39,12 +39,14 @@
 use std::fmt::{self, Display};
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
+use serde_json::Map;
 use serde_json::value::RawValue;
+use sfstream_nameko::WorkerContext;
 use sfstream_salesforce::StreamMessage;
 use sfstream_salesforce::rest::SalesforceClient;
 use sfstream_salesforce::streaming::payload::{ChangeEvent, PlatformEvent, PushTopicEvent};
@@ -59,6 +61,10 @@ pub struct EventContext {
     pub(crate) message: Arc<StreamMessage>,
     pub(crate) binding: Arc<Binding>,
     pub(crate) service: ServiceContext,
+    /// The handler's method name, for its Nameko call id.
+    pub(crate) method_name: Arc<str>,
+    /// Made on first use: most handlers never dispatch.
+    pub(crate) worker: OnceLock<WorkerContext>,
 }
 
 impl EventContext {
@@ -86,6 +92,30 @@ impl EventContext {
     pub fn service(&self) -> &ServiceContext {
         &self.service
     }
+
+    /// The Nameko worker context of this handler call, as the Python
+    /// extension's entrypoints have one: call id
+    /// `<service>.<handler function>.<uuid>` (the entrypoint's name, e.g.
+    /// `handle_sobject_notification`, for closures), no parent calls. The
+    /// same for every retry of the call. Events dispatched through
+    /// [`Dispatcher`](crate::nameko::Dispatcher) carry its call id stack.
+    pub fn worker(&self) -> &WorkerContext {
+        self.worker.get_or_init(|| {
+            crate::nameko::worker_context(&self.service, &self.method_name, Map::new())
+        })
+    }
+}
+
+/// The name of handler function `F` (its last path segment, without
+/// generic arguments); `None` for closures, which have none.
+pub(crate) fn function_name<F>() -> Option<&'static str> {
+    let full = std::any::type_name::<F>();
+    if full.contains("{{closure}}") {
+        return None;
+    }
+    let path = full.split('<').next().unwrap_or(full);
+    let last = path.rsplit("::").next().unwrap_or(path);
+    (!last.is_empty() && !last.contains('{')).then_some(last)
 }
 
 /// Why an extractor could not give its value (the handler does not run;

@@ -46,11 +46,11 @@ use sfstream_nameko::{Connection, ConsumerHandle, EventHandler, RpcServer};
 use sfstream_salesforce::rest::SalesforceClient;
 
 pub use sfstream_nameko::{
-    EventDispatcher, HandlerType, RpcError, Signature, WorkerContext, redact_uri,
+    EventDispatcher, HandlerType, RpcError, Signature, WorkerContext, WorkerDispatcher, redact_uri,
 };
 
 use crate::error::ServiceError;
-use crate::handler::{EventContext, ExtractError, FromEvent, IntoHandlerResult};
+use crate::handler::{EventContext, ExtractError, FromEvent, IntoHandlerResult, function_name};
 use crate::service::{Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
 
@@ -140,24 +140,27 @@ impl RpcCall {
             .ok_or_else(|| RpcError::new("the service has no SALESFORCE configuration"))
     }
 
-    /// The service's event dispatcher (on `<service>.events`).
-    pub fn dispatcher(&self) -> Result<&EventDispatcher, RpcError> {
-        self.service
-            .nameko_shared()
-            .map(|n| n.dispatcher.as_ref())
+    /// The service's event dispatcher (on `<service>.events`) bound to
+    /// this call: its events carry the call's context headers and call id
+    /// stack, like a Nameko `EventDispatcher` dependency's.
+    ///
+    /// # Errors
+    ///
+    /// When the service has no AMQP connection.
+    pub fn dispatcher(&self) -> Result<WorkerDispatcher, RpcError> {
+        worker_dispatcher(&self.service, &self.worker)
             .ok_or_else(|| RpcError::new("the service has no AMQP connection"))
     }
 
-    /// Dispatches `event_type` with `payload` on behalf of this call (the
-    /// event carries the call's context headers, like a Nameko
-    /// `EventDispatcher` dependency).
+    /// Dispatches `event_type` with `payload` on behalf of this call
+    /// (through [`dispatcher`](Self::dispatcher)).
     ///
     /// # Errors
     ///
     /// When the broker did not confirm the event.
     pub async fn dispatch(&self, event_type: &str, payload: &Value) -> Result<(), RpcError> {
         self.dispatcher()?
-            .dispatch_with_context(&self.worker, event_type, payload)
+            .dispatch(event_type, payload)
             .await
             .map_err(|e| RpcError::new(format!("dispatching {event_type} failed: {e}")))
     }
@@ -202,27 +205,37 @@ impl NamekoEvent {
         &self.service
     }
 
-    /// Dispatches an event on behalf of this handler.
+    /// The service's event dispatcher bound to this handler call: its
+    /// events carry the call's context headers and call id stack.
+    ///
+    /// # Errors
+    ///
+    /// When the service has no AMQP connection.
+    pub fn dispatcher(&self) -> Result<WorkerDispatcher, String> {
+        worker_dispatcher(&self.service, &self.worker)
+            .ok_or_else(|| "the service has no AMQP connection".to_owned())
+    }
+
+    /// Dispatches an event on behalf of this handler (through
+    /// [`dispatcher`](Self::dispatcher)).
     ///
     /// # Errors
     ///
     /// When the broker did not confirm the event.
     pub async fn dispatch(&self, event_type: &str, payload: &Value) -> Result<(), String> {
-        let shared = self
-            .service
-            .nameko_shared()
-            .ok_or("the service has no AMQP connection")?;
-        shared
-            .dispatcher
-            .dispatch_with_context(&self.worker, event_type, payload)
+        self.dispatcher()?
+            .dispatch(event_type, payload)
             .await
             .map_err(|e| e.to_string())
     }
 }
 
 /// The service's Nameko event dispatcher, as a handler argument of
-/// Salesforce entrypoints (the extension's `dispatch = EventDispatcher()`).
-/// Requires [`Service::event_dispatcher`](crate::Service::event_dispatcher)
+/// Salesforce entrypoints (the extension's `dispatch = EventDispatcher()`),
+/// bound to the handler call's [worker](EventContext::worker): like
+/// Nameko's, its events carry `nameko.call_id_stack`
+/// (`["<service>.<handler>.<uuid>"]`). Requires
+/// [`Service::event_dispatcher`](crate::Service::event_dispatcher)
 /// (or any Nameko entrypoint) and `AMQP_URI`.
 ///
 /// ```
@@ -243,37 +256,66 @@ impl NamekoEvent {
 ///     .handler(proxy, [handle_sobject_notification("Lead")]);
 /// ```
 #[derive(Debug, Clone)]
-pub struct Dispatcher(pub Arc<EventDispatcher>);
+pub struct Dispatcher(pub WorkerDispatcher);
 
 impl Deref for Dispatcher {
-    type Target = EventDispatcher;
-    fn deref(&self) -> &EventDispatcher {
+    type Target = WorkerDispatcher;
+    fn deref(&self) -> &WorkerDispatcher {
         &self.0
     }
 }
 
 impl Dispatcher {
-    /// The dispatcher of a service (for other entrypoint kinds).
+    /// The dispatcher of a service bound to `worker` (for other entrypoint
+    /// kinds).
     ///
     /// # Errors
     ///
     /// When the service has no AMQP connection.
-    pub fn from_context(service: &ServiceContext) -> Result<Self, ExtractError> {
-        service
-            .nameko_shared()
-            .map(|n| Dispatcher(n.dispatcher.clone()))
-            .ok_or_else(|| {
-                ExtractError::new(
-                    "the service has no event dispatcher: call Service::event_dispatcher() and set AMQP_URI",
-                )
-            })
+    pub fn from_context(
+        service: &ServiceContext,
+        worker: &WorkerContext,
+    ) -> Result<Self, ExtractError> {
+        worker_dispatcher(service, worker).map(Dispatcher).ok_or_else(|| {
+            ExtractError::new(
+                "the service has no event dispatcher: call Service::event_dispatcher() and set AMQP_URI",
+            )
+        })
     }
 }
 
 impl FromEvent for Dispatcher {
     fn from_event(event: &Arc<EventContext>) -> Result<Self, ExtractError> {
-        Dispatcher::from_context(event.service())
+        Dispatcher::from_context(event.service(), event.worker())
     }
+}
+
+/// The service's dispatcher bound to `worker`, when it has one.
+fn worker_dispatcher(service: &ServiceContext, worker: &WorkerContext) -> Option<WorkerDispatcher> {
+    service
+        .nameko_shared()
+        .map(|n| WorkerDispatcher::new(n.dispatcher.clone(), worker))
+}
+
+/// The config's `parent_calls_tracked` (Nameko's default 10): how many
+/// parent call ids every worker of the service keeps.
+fn parent_calls_tracked(service: &ServiceContext) -> usize {
+    raw_u64(service, "parent_calls_tracked")
+        .map_or(sfstream_nameko::DEFAULT_PARENT_CALLS_TRACKED, |n| {
+            usize::try_from(n).unwrap_or(usize::MAX)
+        })
+}
+
+/// A worker context of the service for `method` (Nameko's
+/// `WorkerContext`), with the config's `parent_calls_tracked`.
+pub(crate) fn worker_context(
+    service: &ServiceContext,
+    method: &str,
+    data: Map<String, Value>,
+) -> WorkerContext {
+    let mut worker = WorkerContext::new(service.name(), method, data);
+    worker.parent_calls_tracked = parent_calls_tracked(service);
+    worker
 }
 
 type RpcFn = Arc<
@@ -362,12 +404,9 @@ impl NamekoEntrypoints {
 /// (`evt-<source>-<event>--<service>.<method>`): the function's name, or
 /// `handle_<source>_<event>` for closures.
 fn handler_method_name<F>(source_service: &str, event_type: &str) -> String {
-    let full = std::any::type_name::<F>();
-    let last = full.rsplit("::").next().unwrap_or(full);
-    if full.contains("{{closure}}") || last.contains('{') || last.is_empty() {
-        format!("handle_{source_service}_{event_type}").replace(['.', '-'], "_")
-    } else {
-        last.to_string()
+    match function_name::<F>() {
+        Some(name) => name.to_owned(),
+        None => format!("handle_{source_service}_{event_type}").replace(['.', '-'], "_"),
     }
 }
 
@@ -411,9 +450,7 @@ impl Entrypoints for NamekoEntrypoints {
                 if let Some(exchange) = raw_str(&context, "rpc_exchange") {
                     server = server.rpc_exchange(exchange);
                 }
-                if let Some(n) = raw_u64(&context, "parent_calls_tracked") {
-                    server = server.parent_calls_tracked(usize::try_from(n).unwrap_or(usize::MAX));
-                }
+                server = server.parent_calls_tracked(parent_calls_tracked(&context));
                 for method in methods {
                     let ctx = context.clone();
                     let function = method.function.clone();
@@ -447,6 +484,7 @@ impl Entrypoints for NamekoEntrypoints {
                 )
                 .handler_type(route.handler_type)
                 .max_workers(max_workers)
+                .parent_calls_tracked(parent_calls_tracked(&context))
                 .start(&shared.connection, move |worker, payload| {
                     let event = NamekoEvent {
                         worker,

@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use crate::config::{Config, SalesforceConfig};
 use crate::entrypoints::Entrypoint;
 use crate::error::ServiceError;
-use crate::handler::{Handler, IntoHandlerResult, boxed};
+use crate::handler::{Handler, IntoHandlerResult, boxed, function_name};
 use crate::metrics::{ServiceMetrics, serve};
 use crate::nameko::{NamekoEntrypoints, NamekoEvent, NamekoShared, RpcCall};
 use crate::shutdown::{Shutdown, ShutdownSignal, termination_signal};
@@ -121,7 +121,10 @@ impl ServiceContext {
 
     /// The service's Nameko event dispatcher, when it has an AMQP
     /// connection (Nameko entrypoints or
-    /// [`Service::event_dispatcher`]).
+    /// [`Service::event_dispatcher`]). Its events carry no worker context,
+    /// like Nameko's standalone `event_dispatcher`; inside a handler,
+    /// dispatch through [`RpcCall`], [`NamekoEvent`] or
+    /// [`Dispatcher`](crate::nameko::Dispatcher) instead.
     pub fn dispatcher(&self) -> Option<&Arc<sfstream_nameko::EventDispatcher>> {
         self.inner.nameko.as_ref().map(|n| &n.dispatcher)
     }
@@ -255,12 +258,16 @@ impl Service {
         E: Into<Entrypoint>,
     {
         let name = std::any::type_name::<H>().to_string();
+        let function = function_name::<H>();
         let boxed = boxed(handler);
         for entrypoint in entrypoints {
+            let entrypoint: Entrypoint = entrypoint.into();
+            let method_name = function.unwrap_or(entrypoint.kind()).to_owned();
             self.routes.push(Route {
-                entrypoint: entrypoint.into(),
+                entrypoint,
                 handler: boxed.clone(),
                 handler_name: name.clone(),
+                method_name,
             });
         }
         self

@@ -39,6 +39,8 @@ pub(crate) struct Route {
     pub(crate) entrypoint: Entrypoint,
     pub(crate) handler: BoxedHandler,
     pub(crate) handler_name: String,
+    /// The handler's method name in Nameko call ids.
+    pub(crate) method_name: String,
 }
 
 /// A handler bound to a resolved entrypoint.
@@ -47,6 +49,7 @@ struct BoundHandler {
     binding: Arc<Binding>,
     handler: BoxedHandler,
     name: Arc<str>,
+    method_name: Arc<str>,
 }
 
 /// Every Salesforce entrypoint of a service.
@@ -349,6 +352,7 @@ async fn declare(
             binding: Arc::new(Binding::new(entrypoint, channel)),
             handler: route.handler,
             name: route.handler_name.into(),
+            method_name: route.method_name.into(),
         });
     }
     Ok(bound)
@@ -579,6 +583,8 @@ impl Dispatcher {
                     message: message.clone(),
                     binding: handler.binding.clone(),
                     service: context.clone(),
+                    method_name: handler.method_name.clone(),
+                    worker: std::sync::OnceLock::new(),
                 });
                 call_with_policy(handler, event, &config, &metrics)
             }))

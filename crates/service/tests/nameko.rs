@@ -164,3 +164,84 @@ async fn nameko_entrypoints_without_amqp_uri_fail_to_start() {
     assert!(matches!(error, ServiceError::Entrypoints { .. }), "{error}");
     assert!(error.to_string().contains("AMQP_URI"), "{error}");
 }
+
+#[tokio::test]
+async fn event_handlers_keep_the_configured_parent_calls_tracked() {
+    let name = unique("svc-tracked");
+    let seen: Seen = Arc::default();
+    let sink = seen.clone();
+    let running = Service::new(&name)
+        .config(config(&format!(
+            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\nparent_calls_tracked: 2\n"
+        )))
+        .event_handler(
+            &name,
+            "deep",
+            HandlerType::ServicePool,
+            move |event: NamekoEvent, _payload: Value| {
+                let sink = sink.clone();
+                async move {
+                    sink.lock().push(json!(event.worker().call_id_stack()));
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("starts");
+    let mut data = Map::new();
+    data.insert(
+        "call_id_stack".into(),
+        json!(["a.m.0", "a.m.1", "a.m.2", "a.m.3", "a.m.4"]),
+    );
+    running
+        .context()
+        .dispatcher()
+        .expect("dispatcher")
+        .dispatch_with_data("deep", &json!({}), &data)
+        .await
+        .expect("dispatch");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen.lock().is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = seen.lock().clone();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let stack = got[0].as_array().expect("a stack");
+    // Nameko's deque(maxlen=parent_calls_tracked + 1).
+    assert_eq!(stack.len(), 3, "{got:?}");
+    assert_eq!(stack[0], "a.m.3");
+    assert_eq!(stack[1], "a.m.4");
+    assert!(
+        stack[2]
+            .as_str()
+            .is_some_and(|s| s.starts_with(&format!("{name}.handle_"))),
+        "{got:?}"
+    );
+    tokio::time::timeout(Duration::from_secs(15), running.stop())
+        .await
+        .expect("stops within the shutdown timeout")
+        .expect("stops cleanly");
+    // The handler's durable queue outlives the service, as in Nameko.
+    let queue = format!(
+        "evt-{name}-deep--{name}.{}",
+        stack[2]
+            .as_str()
+            .unwrap_or_default()
+            .split('.')
+            .nth(1)
+            .unwrap_or_default()
+    );
+    if let Ok(conn) = lapin::Connection::connect(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        lapin::ConnectionProperties::default(),
+    )
+    .await
+    {
+        if let Ok(channel) = conn.create_channel().await {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), Default::default())
+                .await;
+        }
+        let _ = conn.close(200, "OK".into()).await;
+    }
+}
