@@ -4,8 +4,8 @@
 mod client;
 mod commit;
 mod extension;
-mod relogin;
 pub mod payload;
+mod relogin;
 
 pub use client::{
     Delivery, StreamEvent, StreamMessage, StreamMessages, StreamingClient, StreamingClientBuilder,
