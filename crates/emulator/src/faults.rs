@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -27,6 +27,9 @@ pub struct Faults {
     malformed: AtomicU32,
     delays: AtomicU32,
     delay_ms: AtomicU64,
+    failing_logins: AtomicU32,
+    /// Logins fail until then.
+    login_outage_until: parking_lot::Mutex<Option<Instant>>,
 }
 
 fn take(counter: &AtomicU32) -> bool {
@@ -56,6 +59,30 @@ impl Faults {
         self.delay_ms
             .store(delay.as_millis() as u64, Ordering::Release);
         self.delays.store(count, Ordering::Release);
+    }
+
+    /// Answers the next `count` logins (OAuth token endpoint and SOAP
+    /// `login`) with HTTP 503, as during a maintenance window.
+    pub fn fail_logins(&self, count: u32) {
+        self.failing_logins.store(count, Ordering::Release);
+    }
+
+    /// Answers every login (OAuth token endpoint and SOAP `login`) with
+    /// HTTP 503 for `duration` from now.
+    pub fn login_outage(&self, duration: Duration) {
+        *self.login_outage_until.lock() = Some(Instant::now() + duration);
+    }
+
+    /// Whether this login must fail (consumes one armed failing login
+    /// unless an outage is under way).
+    pub fn take_login_failure(&self) -> bool {
+        let mut until = self.login_outage_until.lock();
+        match *until {
+            Some(end) if Instant::now() < end => return true,
+            Some(_) => *until = None,
+            None => {}
+        }
+        take(&self.failing_logins)
     }
 
     /// Consumes one armed dropped connect.
@@ -157,6 +184,8 @@ async fn arm(
             .faults
             .delay_responses(Duration::from_millis(count.ms), count_n),
         "server-disconnect" => org.streaming.disconnect_all(),
+        "fail-logins" => org.faults.fail_logins(count_n),
+        "login-outage" => org.faults.login_outage(Duration::from_millis(count.ms)),
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();
             org.streaming
@@ -167,7 +196,8 @@ async fn arm(
                 StatusCode::NOT_FOUND,
                 axum::Json(json!({"error": format!("unknown fault '{other}'"),
                     "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
-                        "busy-handshakes", "malformed", "delay", "server-disconnect", "expire"]})),
+                        "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
+                        "fail-logins", "login-outage"]})),
             )
                 .into_response();
         }

@@ -224,6 +224,112 @@ async fn invalidated_tokens_cause_a_new_login_and_nothing_is_lost() {
 }
 
 #[tokio::test]
+async fn a_login_outage_when_the_token_expires_is_ridden_out_without_loss() {
+    let org = org().await;
+    let (client, mut messages) = org.builder().connect().await.expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.contacts(2);
+    let mut ids = take(&mut messages, 2).await;
+    // The token expires while the login endpoint is down for 3 s.
+    org.fault("login-outage", json!({"ms": 3000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    ids.extend(take(&mut messages, 1).await);
+    // These need a new token: the client must keep trying until the login
+    // endpoint is back, well within its connection timeout.
+    org.contacts(3);
+    ids.extend(take(&mut messages, 3).await);
+    assert_in_order_without_gaps(&ids, 6);
+    assert_eq!(*ids.last().expect("ids"), org.latest());
+    assert_eq!(org.logins(), 2);
+    assert_eq!(
+        org.handshakes().last(),
+        Some(&HandshakeReason::Reauthenticated)
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_login_outage_longer_than_the_connection_timeout_ends_the_stream_in_time() {
+    let org = org().await;
+    let (client, mut messages) = org
+        .builder()
+        .connection_timeout(Some(Duration::from_millis(1500)))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.fault("login-outage", json!({"ms": 60_000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(item) = messages.next().await {
+            if let Err(error) = item {
+                return Some(error);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream ends within 15 s")
+    .expect("with an error");
+    let elapsed = started.elapsed();
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_on_relogin_still_fail_at_once() {
+    let org = org().await;
+    let (client, mut messages) = org
+        .builder()
+        .connection_timeout(Some(Duration::from_secs(600)))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    // The user is deactivated and its tokens revoked: logging in again is
+    // refused (`inactive_user`), which no amount of retrying fixes.
+    let emulator = org.emulator.org();
+    let user = emulator.user_id();
+    emulator
+        .update_record(
+            "User",
+            &user,
+            json!({"IsActive": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &user,
+        )
+        .expect("deactivate");
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(item) = messages.next().await {
+            if let Err(error) = item {
+                return Some(error);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream ends within 15 s");
+    let error = outcome.expect("an error ends the stream");
+    assert!(error.to_string().contains("inactive_user"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn dropped_connections_busy_server_and_server_disconnects() {
     let org = org().await;
     let (client, mut messages) = org.builder().connect().await.expect("connects");

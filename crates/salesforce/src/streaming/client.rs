@@ -196,6 +196,8 @@ impl StreamingClientBuilder {
             authenticator: self.authenticator.clone(),
             extension: extension.clone(),
             emit: emit.clone(),
+            backoff: self.backoff,
+            connection_timeout: self.connection_timeout,
         });
         let connection_events = emit.clone();
         let (bayeux, messages) =
