@@ -473,6 +473,86 @@ async fn expired_replay_ids_fall_back_or_fail_clearly() {
 }
 
 #[tokio::test]
+async fn a_new_fallback_on_an_automatic_resubscribe_keeps_the_markers_acknowledged_after_it() {
+    let org = org().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .replay_fallback(Some(ReplayFrom::New))
+        .delivery(Delivery::Acknowledged)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.contacts(1);
+    let first = next_acked(&mut messages).await;
+    client
+        .flush_within(Duration::from_secs(5))
+        .await
+        .expect("flushed");
+    // Lose the session, and let our marker expire meanwhile: the automatic
+    // resubscribe falls back to NEW.
+    org.fault("delay", json!({"ms": 1500, "count": 1})).await;
+    org.fault("forget-clients", json!({})).await;
+    org.contacts(1);
+    org.fault("expire", json!({"channel": TOPIC, "through": org.latest()}))
+        .await;
+    let fell_back = || {
+        org.events.lock().iter().any(|e| matches!(e,
+            StreamEvent::ReplayFallback { expired_replay_id, fallback: ReplayFrom::New, .. } if *expired_replay_id == first))
+    };
+    let started = std::time::Instant::now();
+    while !(fell_back() && org.emulator.org().streaming.subscriber_count(TOPIC) == 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not resubscribed with the fallback: {:#?}",
+            org.events.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Events of the fallback subscription, acknowledged at once.
+    org.contacts(3);
+    let mut last = 0;
+    for _ in 0..3 {
+        last = next_acked(&mut messages).await;
+    }
+    assert_eq!(last, org.latest());
+    client
+        .flush_within(Duration::from_secs(5))
+        .await
+        .expect("flushed");
+    assert_eq!(
+        store.get(TOPIC).await.expect("get").map(|m| m.replay_id),
+        Some(last),
+        "the fallback erased a marker acknowledged after it"
+    );
+    client.close().await;
+    // A restart resumes from there, without falling back again.
+    let (client, _messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .connect()
+        .await
+        .expect("connects");
+    client
+        .subscribe(TOPIC)
+        .await
+        .expect("resumes from the stored marker");
+}
+
+/// Takes the next event and acknowledges it; returns its replay id.
+async fn next_acked(messages: &mut StreamMessages) -> i64 {
+    let message = tokio::time::timeout(Duration::from_secs(15), messages.next())
+        .await
+        .expect("an event within 15 s")
+        .expect("open")
+        .expect("an event");
+    message.ack();
+    message.replay_id().expect("replay id")
+}
+
+#[tokio::test]
 async fn an_expired_id_on_an_automatic_resubscribe_never_disappears_silently() {
     let org = org().await;
     let (client, mut messages) = org.builder().connect().await.expect("connects");

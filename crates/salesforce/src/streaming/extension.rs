@@ -11,12 +11,15 @@ use serde_json::{Value, json};
 use sfstream_bayeux::{ErrorField, Extension, HANDSHAKE, Message, SUBSCRIBE, SubscriptionFailure};
 use tokio::sync::mpsc;
 
+use super::commit::Commit;
 use crate::replay::{ReplayFrom, ReplayMarker, channel_key};
 
-/// What the extension asks the client task to do outside the hot path.
+/// What the extension asks the commit loop to do, in order with the
+/// markers it commits.
 #[derive(Debug)]
 pub(crate) enum Notice {
-    /// A stored replay id had expired and was replaced by the fallback.
+    /// A stored replay id had expired and the subscribe carrying the
+    /// fallback is being sent.
     Fallback {
         channel: String,
         expired: i64,
@@ -33,7 +36,12 @@ pub(crate) struct SalesforceExtension {
     /// last replay id received).
     resume: Mutex<HashMap<String, i64>>,
     fallback: Option<ReplayFrom>,
-    notices: mpsc::UnboundedSender<Notice>,
+    /// Per channel key: a fallback decided on a refused subscribe (the
+    /// expired id), announced when the retried subscribe is sent: the
+    /// client may skip the retry, and the announcement must come before any
+    /// event (and marker) of the new subscription.
+    fallbacks: Mutex<HashMap<String, i64>>,
+    notices: mpsc::UnboundedSender<Commit>,
 }
 
 /// Whether a Bayeux error is Salesforce's "replay id outside the retention window".
@@ -47,12 +55,13 @@ impl SalesforceExtension {
     pub(crate) fn new(
         token: &str,
         fallback: Option<ReplayFrom>,
-        notices: mpsc::UnboundedSender<Notice>,
+        notices: mpsc::UnboundedSender<Commit>,
     ) -> Self {
         let extension = Self {
             authorization: RwLock::new(None),
             resume: Mutex::new(HashMap::new()),
             fallback,
+            fallbacks: Mutex::new(HashMap::new()),
             notices,
         };
         extension.set_token(token);
@@ -70,14 +79,16 @@ impl SalesforceExtension {
 
     /// Sets where the next subscribe of `channel` starts.
     pub(crate) fn set_resume(&self, channel: &str, from: ReplayFrom) {
-        self.resume
-            .lock()
-            .insert(channel_key(channel).to_string(), from.as_i64());
+        let key = channel_key(channel);
+        self.fallbacks.lock().remove(key);
+        self.resume.lock().insert(key.to_string(), from.as_i64());
     }
 
     /// Forgets a channel.
     pub(crate) fn forget(&self, channel: &str) {
-        self.resume.lock().remove(channel_key(channel));
+        let key = channel_key(channel);
+        self.fallbacks.lock().remove(key);
+        self.resume.lock().remove(key);
     }
 }
 
@@ -96,6 +107,15 @@ impl Extension for SalesforceExtension {
         {
             let key = channel_key(&subscription).to_string();
             let from = self.resume.lock().get(&key).copied().unwrap_or(-1);
+            if let Some(expired) = self.fallbacks.lock().remove(&key)
+                && let Some(fallback) = self.fallback
+            {
+                let _ = self.notices.send(Commit::Notice(Notice::Fallback {
+                    channel: key.clone(),
+                    expired,
+                    fallback,
+                }));
+            }
             message
                 .ext_mut()
                 .insert("replay".into(), json!({ key: from }));
@@ -138,11 +158,7 @@ impl Extension for SalesforceExtension {
             resume.insert(key.clone(), fallback.as_i64());
             expired
         };
-        let _ = self.notices.send(Notice::Fallback {
-            channel: key,
-            expired,
-            fallback,
-        });
+        self.fallbacks.lock().insert(key, expired);
         SubscriptionFailure::Retry
     }
 }
@@ -188,18 +204,71 @@ mod tests {
             ext.subscription_failed("/topic/X?Name=a", &error),
             SubscriptionFailure::Retry
         );
+        ext.outgoing(&mut subscribe);
         assert!(matches!(
             rx.try_recv(),
-            Ok(Notice::Fallback {
+            Ok(Commit::Notice(Notice::Fallback {
                 expired: 45,
                 fallback: ReplayFrom::All,
                 ..
-            })
+            }))
         ));
         // If the fallback is refused too, give up rather than loop.
         assert_eq!(
             ext.subscription_failed("/topic/X", &error),
             SubscriptionFailure::GiveUp
         );
+    }
+
+    #[test]
+    fn the_fallback_is_announced_only_when_the_retry_is_sent() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ext = SalesforceExtension::new("t", Some(ReplayFrom::New), tx);
+        ext.set_resume("/topic/X", ReplayFrom::Id(45));
+        let error = ErrorField::parse(
+            "400::The replayId {45} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",
+        );
+        assert_eq!(
+            ext.subscription_failed("/topic/X", &error),
+            SubscriptionFailure::Retry
+        );
+        // The client may skip the retry (the channel was unsubscribed
+        // meanwhile): nothing is announced until the retry goes out.
+        assert!(
+            rx.try_recv().is_err(),
+            "announced before the retry was sent"
+        );
+        // The retried subscribe goes out with the fallback: announced now,
+        // before any event of the new subscription can arrive.
+        let mut subscribe = Message::new(SUBSCRIBE);
+        subscribe.subscription = Some("/topic/X".into());
+        ext.outgoing(&mut subscribe);
+        assert_eq!(
+            subscribe.ext.as_ref().map(|e| e["replay"].clone()),
+            Some(json!({"/topic/X": -1}))
+        );
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Commit::Notice(Notice::Fallback {
+                expired: 45,
+                fallback: ReplayFrom::New,
+                ..
+            }))
+        ));
+        ext.outgoing(&mut subscribe);
+        assert!(rx.try_recv().is_err(), "announced once");
+
+        // A retry that never goes out (the channel was resubscribed from an
+        // explicit point meanwhile) is never announced.
+        ext.set_resume("/topic/X", ReplayFrom::Id(50));
+        assert_eq!(
+            ext.subscription_failed("/topic/X", &ErrorField::parse(
+                "400::The replayId {50} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",
+            )),
+            SubscriptionFailure::Retry
+        );
+        ext.set_resume("/topic/X", ReplayFrom::Id(60));
+        ext.outgoing(&mut subscribe);
+        assert!(rx.try_recv().is_err(), "a skipped retry was announced");
     }
 }
