@@ -195,9 +195,8 @@ impl Job {
 struct CommitLoop {
     store: Option<Arc<dyn ReplayStore>>,
     emit: Emitter,
-    /// The newest marker per channel not stored yet, with the sequence
-    /// number of its change.
-    pending: HashMap<String, (ReplayMarker, u64)>,
+    /// The newest marker per channel not stored yet.
+    pending: HashMap<String, ReplayMarker>,
     /// Channels whose stored (expired) marker must go before anything newer
     /// is written, with the sequence number of the fallback.
     stale: HashMap<String, u64>,
@@ -219,10 +218,10 @@ impl CommitLoop {
                 let newest = self
                     .pending
                     .get(&channel)
-                    .is_none_or(|(old, _)| marker.is_newer_than(old));
+                    .is_none_or(|old| marker.is_newer_than(old));
                 if newest {
                     self.seq += 1;
-                    self.pending.insert(channel, (marker, self.seq));
+                    self.pending.insert(channel, marker);
                 }
             }
             Commit::Notice(Notice::Fallback {
@@ -282,12 +281,12 @@ impl CommitLoop {
         };
         for (channel, fallback_seq) in &self.stale {
             match self.pending.get(channel) {
-                Some((marker, _)) => job.replace.push((channel.clone(), *marker)),
+                Some(marker) => job.replace.push((channel.clone(), *marker)),
                 None => job.remove.push(channel.clone()),
             }
             job.settles.push((channel.clone(), *fallback_seq));
         }
-        for (channel, (marker, _)) in &self.pending {
+        for (channel, marker) in &self.pending {
             if !self.stale.contains_key(channel) {
                 job.advance.push((channel.clone(), *marker));
             }
@@ -304,7 +303,7 @@ impl CommitLoop {
     /// Clears what a successful job stored, and answers the flushes it covers.
     fn stored(&mut self, job: Job) {
         for (channel, marker) in job.replace.iter().chain(&job.advance) {
-            if self.pending.get(channel).is_some_and(|(m, _)| m == marker) {
+            if self.pending.get(channel) == Some(marker) {
                 self.pending.remove(channel);
             }
         }
@@ -343,11 +342,7 @@ impl CommitLoop {
 
     /// What is not stored yet, for errors and logs.
     fn uncommitted(&self) -> (Vec<(String, ReplayMarker)>, Vec<String>) {
-        let mut markers: Vec<_> = self
-            .pending
-            .iter()
-            .map(|(c, (m, _))| (c.clone(), *m))
-            .collect();
+        let mut markers: Vec<_> = self.pending.iter().map(|(c, m)| (c.clone(), *m)).collect();
         markers.sort_by(|a, b| a.0.cmp(&b.0));
         let mut removals: Vec<_> = self.stale.keys().cloned().collect();
         removals.sort();
