@@ -283,6 +283,27 @@ async fn a_login_outage_longer_than_the_connection_timeout_ends_the_stream_in_ti
 }
 
 #[tokio::test]
+async fn close_during_a_login_outage_returns_promptly() {
+    let org = org().await;
+    let (client, _messages) = org.builder().connect().await.expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.fault("login-outage", json!({"ms": 60_000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    // Let the client find its token refused and start logging in again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), client.close())
+        .await
+        .expect("close is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn refused_credentials_on_relogin_still_fail_at_once() {
     let org = org().await;
     let (client, mut messages) = org
