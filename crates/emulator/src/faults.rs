@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -29,6 +29,9 @@ pub struct Faults {
     delay_ms: AtomicU64,
     refused_subscribes: AtomicU32,
     subscribe_refusal: parking_lot::Mutex<String>,
+    failing_logins: AtomicU32,
+    /// Logins fail until then.
+    login_outage_until: parking_lot::Mutex<Option<Instant>>,
 }
 
 /// What a refused subscribe says unless told otherwise.
@@ -75,6 +78,30 @@ impl Faults {
     /// Consumes one armed subscribe refusal: its error text.
     pub fn take_subscribe_refusal(&self) -> Option<String> {
         take(&self.refused_subscribes).then(|| self.subscribe_refusal.lock().clone())
+    }
+
+    /// Answers the next `count` logins (OAuth token endpoint and SOAP
+    /// `login`) with HTTP 503, as during a maintenance window.
+    pub fn fail_logins(&self, count: u32) {
+        self.failing_logins.store(count, Ordering::Release);
+    }
+
+    /// Answers every login (OAuth token endpoint and SOAP `login`) with
+    /// HTTP 503 for `duration` from now.
+    pub fn login_outage(&self, duration: Duration) {
+        *self.login_outage_until.lock() = Some(Instant::now() + duration);
+    }
+
+    /// Whether this login must fail (consumes one armed failing login
+    /// unless an outage is under way).
+    pub fn take_login_failure(&self) -> bool {
+        let mut until = self.login_outage_until.lock();
+        match *until {
+            Some(end) if Instant::now() < end => return true,
+            Some(_) => *until = None,
+            None => {}
+        }
+        take(&self.failing_logins)
     }
 
     /// Consumes one armed dropped connect.
@@ -188,6 +215,8 @@ async fn arm(
             let refusal: Refusal = serde_json::from_slice(&body).unwrap_or_default();
             org.faults.refuse_subscribes(refusal.count, refusal.error);
         }
+        "fail-logins" => org.faults.fail_logins(count_n),
+        "login-outage" => org.faults.login_outage(Duration::from_millis(count.ms)),
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();
             org.streaming
@@ -199,7 +228,7 @@ async fn arm(
                 axum::Json(json!({"error": format!("unknown fault '{other}'"),
                     "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
                         "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
-                        "refuse-subscribes"]})),
+                        "refuse-subscribes", "fail-logins", "login-outage"]})),
             )
                 .into_response();
         }

@@ -861,3 +861,57 @@ async fn inactive_users_cannot_log_in() {
         Some("sf:INVALID_LOGIN")
     );
 }
+
+#[tokio::test]
+async fn login_faults_answer_503_then_logins_work_again() {
+    let emulator = start(EmulatorConfig::for_tests()).await;
+    let arm = |fault: &'static str, body: Value| {
+        let url = format!("{}/_emulator/faults/{fault}", emulator.url());
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("arm");
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+    };
+    let soap = || async {
+        reqwest::Client::new()
+            .post(format!("{}/services/Soap/u/62.0", emulator.url()))
+            .header("Content-Type", "text/xml")
+            .header("SOAPAction", "login")
+            .body(
+                r#"<?xml version="1.0"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:urn="urn:partner.soap.sforce.com"><soapenv:Body><urn:login><urn:username>emulator@example.com</urn:username><urn:password>passwordtoken</urn:password></urn:login></soapenv:Body></soapenv:Envelope>"#,
+            )
+            .send()
+            .await
+            .expect("soap")
+            .status()
+    };
+    let oauth = || async {
+        reqwest::Client::new()
+            .post(format!("{}/services/oauth2/token", emulator.url()))
+            .form(&password_form("passwordtoken"))
+            .send()
+            .await
+            .expect("token")
+            .status()
+    };
+
+    arm("fail-logins", json!({"count": 2})).await;
+    assert_eq!(oauth().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(soap().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(oauth().await, StatusCode::OK);
+    assert_eq!(soap().await, StatusCode::OK);
+
+    arm("login-outage", json!({"ms": 400})).await;
+    let started = std::time::Instant::now();
+    assert_eq!(oauth().await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(oauth().await, StatusCode::SERVICE_UNAVAILABLE);
+    tokio::time::sleep(std::time::Duration::from_millis(450).saturating_sub(started.elapsed()))
+        .await;
+    assert_eq!(oauth().await, StatusCode::OK);
+    assert_eq!(soap().await, StatusCode::OK);
+}

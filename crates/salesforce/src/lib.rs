@@ -13,8 +13,8 @@ pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
 pub use rest::{RestError, SalesforceClient};
 pub use secret::Secret;
 pub use streaming::{
-    Delivery, StreamEvent, StreamMessage, StreamMessages, StreamingClient, StreamingClientBuilder,
-    StreamingError,
+    Delivery, FlushError, StreamEvent, StreamMessage, StreamMessages, StreamingClient,
+    StreamingClientBuilder, StreamingError,
 };
 
 /// The API version used when none is configured.

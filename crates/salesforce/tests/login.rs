@@ -350,6 +350,123 @@ async fn client_credentials_flow() {
     assert_rejected(&error, "invalid_client");
 }
 
+/// Reads one HTTP/1.1 request: its head (request line and headers) and body.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut request = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = socket.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        request.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&request);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                let head = text[..end].to_string();
+                return Some((head, request[end + 4..end + 4 + length].to_vec()));
+            }
+        }
+    }
+}
+
+/// A token endpoint that follows Salesforce's documentation for the client
+/// credentials flow and nothing more: `client_id` and `client_secret` must
+/// be form fields; an `Authorization: Basic` header alone is refused with
+/// HTTP 400 `invalid_client_id`, as such a server answers.
+async fn documented_client_credentials_server() -> (String, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    let instance = url.clone();
+    let server = tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let instance = instance.clone();
+            tokio::spawn(async move {
+                let Some((head, body)) = read_request(&mut socket).await else {
+                    return;
+                };
+                let form: std::collections::HashMap<String, String> =
+                    url_form(&String::from_utf8_lossy(&body));
+                let field = |name: &str| form.get(name).map(String::as_str);
+                let (status, answer) = if !head.starts_with("POST /services/oauth2/token ") {
+                    (404, r#"{"error":"not_found"}"#.to_string())
+                } else if field("grant_type") != Some("client_credentials") {
+                    (400, r#"{"error":"unsupported_grant_type","error_description":"grant type not supported"}"#.to_string())
+                } else if field("client_id") != Some(CONSUMER_KEY) {
+                    (400, r#"{"error":"invalid_client_id","error_description":"client identifier invalid"}"#.to_string())
+                } else if field("client_secret") != Some(CONSUMER_SECRET) {
+                    (400, r#"{"error":"invalid_client","error_description":"invalid client credentials"}"#.to_string())
+                } else {
+                    (
+                        200,
+                        format!(
+                            r#"{{"access_token":"00Dx!documented","instance_url":"{instance}","id":"{instance}/id/00D000000000001AAA/005000000000001AAA","token_type":"Bearer","issued_at":"1700000000000","signature":"x","scope":"api"}}"#
+                        ),
+                    )
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\n\
+                     content-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = socket.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    (url, server)
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body (enough for tests:
+/// `+` and `%XX`).
+fn url_form(body: &str) -> std::collections::HashMap<String, String> {
+    let decode = |s: &str| {
+        let bytes = s.replace('+', " ").into_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'%'
+                && let Some(hex) = bytes.get(i + 1..i + 3)
+                && let Ok(b) = u8::from_str_radix(&String::from_utf8_lossy(hex), 16)
+            {
+                out.push(b);
+                i += 3;
+            } else {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    body.split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+#[tokio::test]
+async fn client_credentials_are_sent_as_documented_form_fields() {
+    let (url, server) = documented_client_credentials_server().await;
+    let session = Authenticator::new(Credentials::client_credentials(
+        CONSUMER_KEY,
+        CONSUMER_SECRET,
+    ))
+    .with_login_url(LoginUrl::parse(&url).expect("url"))
+    .login()
+    .await
+    .expect("a server that follows the documentation accepts the login");
+    assert_eq!(session.access_token.expose(), "00Dx!documented");
+    assert_eq!(session.instance_url, url);
+    server.abort();
+}
+
 #[tokio::test]
 async fn access_token_is_used_as_is_and_cannot_be_renewed() {
     let auth = Authenticator::new(Credentials::access_token(

@@ -706,6 +706,158 @@ async fn redis_ttl_is_applied() {
 }
 
 #[tokio::test]
+async fn redis_ttl_is_refreshed_on_every_commit_even_when_the_marker_stays() {
+    let url = redis_url();
+    let mut conn = raw_redis(&url).await;
+    let base = unique("ttl-refresh");
+    let store = redis_store(&url, &base, Some(Duration::from_secs(300))).await;
+    let id_key = format!("{base}replay_id:/topic/T");
+    let created_key = format!("{base}replay_created:/topic/T");
+    store
+        .advance("/topic/T", m(5, Some(50)))
+        .await
+        .expect("advance");
+    let ttls = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let keys = [id_key.clone(), created_key.clone()];
+        async move {
+            let mut out = Vec::new();
+            for key in keys {
+                let ttl: i64 = conn.ttl(&key).await.expect("TTL");
+                out.push(ttl);
+            }
+            out
+        }
+    };
+    let shorten = |conn: &mut redis::aio::MultiplexedConnection| {
+        let mut conn = conn.clone();
+        let keys = [id_key.clone(), created_key.clone()];
+        async move {
+            for key in keys {
+                let _: () = conn.expire(&key, 5).await.expect("EXPIRE");
+            }
+        }
+    };
+    // An older marker (a late acknowledgement), the same marker again, and
+    // an older one in a batch: the stored marker stays, its TTL is renewed.
+    for (label, older) in [("older", m(4, Some(40))), ("same", m(5, Some(50)))] {
+        shorten(&mut conn).await;
+        let moved = store.advance("/topic/T", older).await.expect("advance");
+        assert!(!moved, "{label}");
+        for ttl in ttls(&mut conn).await {
+            assert!(ttl > 250, "{label}: TTL {ttl} not renewed");
+        }
+    }
+    shorten(&mut conn).await;
+    store
+        .advance_many(&[("/topic/T".to_string(), m(3, Some(30)))])
+        .await
+        .expect("batch");
+    for ttl in ttls(&mut conn).await {
+        assert!(ttl > 250, "batch: TTL {ttl} not renewed");
+    }
+    assert_eq!(
+        store.get("/topic/T").await.expect("get"),
+        Some(m(5, Some(50)))
+    );
+    delete_prefix(&url, &base).await;
+}
+
+/// Collects what `tracing` logs while `f` runs (on this thread).
+async fn logs_of<F: std::future::Future<Output = ()>>(f: F) -> String {
+    #[derive(Clone, Default)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map(|mut v| v.extend_from_slice(buf)).ok();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink::default();
+    let writer = sink.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        f.await;
+    }
+    let bytes = sink.0.lock().map(|v| v.clone()).unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn redis_ttl_shorter_than_the_retention_is_warned_about() {
+    let url = redis_url();
+    let base = unique("ttl-short");
+    // Python's PUSHTOPIC_REPLAY_TTL: 3600 keeps working, with a warning.
+    let logs = logs_of(async {
+        let store = redis_store(&url, &base, Some(Duration::from_secs(3600))).await;
+        store
+            .advance("/topic/T", m(1, None))
+            .await
+            .expect("advance");
+    })
+    .await;
+    assert!(
+        logs.contains("WARN") && logs.contains("TTL") && logs.contains("retention"),
+        "{logs}"
+    );
+
+    // 48 h covers PushTopics (24 h) but not Change Data Capture (72 h): the
+    // first marker of such a channel is warned about, once.
+    let logs = logs_of(async {
+        let store = redis_store(&url, &base, Some(Duration::from_secs(48 * 3600))).await;
+        store
+            .advance("/topic/T", m(1, None))
+            .await
+            .expect("advance");
+        store
+            .advance("/u/Notes", m(1, None))
+            .await
+            .expect("advance");
+    })
+    .await;
+    assert!(!logs.contains("WARN"), "{logs}");
+    let logs = logs_of(async {
+        let store = redis_store(&url, &base, Some(Duration::from_secs(48 * 3600))).await;
+        store
+            .advance("/data/AccountChangeEvent", m(1, None))
+            .await
+            .expect("advance");
+        store
+            .advance_many(&[("/event/Printer__e".to_string(), m(1, None))])
+            .await
+            .expect("advance");
+    })
+    .await;
+    assert_eq!(logs.matches("WARN").count(), 1, "{logs}");
+    assert!(
+        logs.contains("/data/AccountChangeEvent") && logs.contains("72"),
+        "{logs}"
+    );
+
+    // Long enough, or no TTL: silent.
+    let logs = logs_of(async {
+        for ttl in [Some(Duration::from_secs(72 * 3600)), None] {
+            let store = redis_store(&url, &base, ttl).await;
+            store
+                .advance("/data/ChangeEvents", m(2, None))
+                .await
+                .expect("advance");
+        }
+    })
+    .await;
+    assert!(!logs.contains("WARN"), "{logs}");
+    delete_prefix(&url, &base).await;
+}
+
+#[tokio::test]
 async fn redis_errors_hide_the_password() {
     let url = "redis://user:secret@127.0.0.1:1/0";
     let err = RedisStore::connect(url, None)

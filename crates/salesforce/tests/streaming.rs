@@ -224,6 +224,133 @@ async fn invalidated_tokens_cause_a_new_login_and_nothing_is_lost() {
 }
 
 #[tokio::test]
+async fn a_login_outage_when_the_token_expires_is_ridden_out_without_loss() {
+    let org = org().await;
+    let (client, mut messages) = org.builder().connect().await.expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.contacts(2);
+    let mut ids = take(&mut messages, 2).await;
+    // The token expires while the login endpoint is down for 3 s.
+    org.fault("login-outage", json!({"ms": 3000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    ids.extend(take(&mut messages, 1).await);
+    // These need a new token: the client must keep trying until the login
+    // endpoint is back, well within its connection timeout.
+    org.contacts(3);
+    ids.extend(take(&mut messages, 3).await);
+    assert_in_order_without_gaps(&ids, 6);
+    assert_eq!(*ids.last().expect("ids"), org.latest());
+    assert_eq!(org.logins(), 2);
+    assert_eq!(
+        org.handshakes().last(),
+        Some(&HandshakeReason::Reauthenticated)
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_login_outage_longer_than_the_connection_timeout_ends_the_stream_in_time() {
+    let org = org().await;
+    let (client, mut messages) = org
+        .builder()
+        .connection_timeout(Some(Duration::from_millis(1500)))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.fault("login-outage", json!({"ms": 60_000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(item) = messages.next().await {
+            if let Err(error) = item {
+                return Some(error);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream ends within 15 s")
+    .expect("with an error");
+    let elapsed = started.elapsed();
+    assert!(error.to_string().contains("503"), "{error}");
+    assert!(
+        elapsed >= Duration::from_millis(1000) && elapsed < Duration::from_secs(6),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn close_during_a_login_outage_returns_promptly() {
+    let org = org().await;
+    let (client, _messages) = org.builder().connect().await.expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.fault("login-outage", json!({"ms": 60_000})).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    // Let the client find its token refused and start logging in again.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(15), client.close())
+        .await
+        .expect("close is bounded");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn refused_credentials_on_relogin_still_fail_at_once() {
+    let org = org().await;
+    let (client, mut messages) = org
+        .builder()
+        .connection_timeout(Some(Duration::from_secs(600)))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    // The user is deactivated and its tokens revoked: logging in again is
+    // refused (`inactive_user`), which no amount of retrying fixes.
+    let emulator = org.emulator.org();
+    let user = emulator.user_id();
+    emulator
+        .update_record(
+            "User",
+            &user,
+            json!({"IsActive": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &user,
+        )
+        .expect("deactivate");
+    org.fault("invalidate-tokens", json!({})).await;
+    org.contacts(1);
+    let started = std::time::Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(15), async {
+        while let Some(item) = messages.next().await {
+            if let Err(error) = item {
+                return Some(error);
+            }
+        }
+        None
+    })
+    .await
+    .expect("the stream ends within 15 s");
+    let error = outcome.expect("an error ends the stream");
+    assert!(error.to_string().contains("inactive_user"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn dropped_connections_busy_server_and_server_disconnects() {
     let org = org().await;
     let (client, mut messages) = org.builder().connect().await.expect("connects");
@@ -364,6 +491,86 @@ async fn expired_replay_ids_fall_back_or_fail_clearly() {
         store.get(TOPIC).await.expect("get").map(|m| m.replay_id),
         Some(org.latest())
     );
+}
+
+#[tokio::test]
+async fn a_new_fallback_on_an_automatic_resubscribe_keeps_the_markers_acknowledged_after_it() {
+    let org = org().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .replay_fallback(Some(ReplayFrom::New))
+        .delivery(Delivery::Acknowledged)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(TOPIC).await.expect("subscribes");
+    org.contacts(1);
+    let first = next_acked(&mut messages).await;
+    client
+        .flush_within(Duration::from_secs(5))
+        .await
+        .expect("flushed");
+    // Lose the session, and let our marker expire meanwhile: the automatic
+    // resubscribe falls back to NEW.
+    org.fault("delay", json!({"ms": 1500, "count": 1})).await;
+    org.fault("forget-clients", json!({})).await;
+    org.contacts(1);
+    org.fault("expire", json!({"channel": TOPIC, "through": org.latest()}))
+        .await;
+    let fell_back = || {
+        org.events.lock().iter().any(|e| matches!(e,
+            StreamEvent::ReplayFallback { expired_replay_id, fallback: ReplayFrom::New, .. } if *expired_replay_id == first))
+    };
+    let started = std::time::Instant::now();
+    while !(fell_back() && org.emulator.org().streaming.subscriber_count(TOPIC) == 1) {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not resubscribed with the fallback: {:#?}",
+            org.events.lock()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Events of the fallback subscription, acknowledged at once.
+    org.contacts(3);
+    let mut last = 0;
+    for _ in 0..3 {
+        last = next_acked(&mut messages).await;
+    }
+    assert_eq!(last, org.latest());
+    client
+        .flush_within(Duration::from_secs(5))
+        .await
+        .expect("flushed");
+    assert_eq!(
+        store.get(TOPIC).await.expect("get").map(|m| m.replay_id),
+        Some(last),
+        "the fallback erased a marker acknowledged after it"
+    );
+    client.close().await;
+    // A restart resumes from there, without falling back again.
+    let (client, _messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .connect()
+        .await
+        .expect("connects");
+    client
+        .subscribe(TOPIC)
+        .await
+        .expect("resumes from the stored marker");
+}
+
+/// Takes the next event and acknowledges it; returns its replay id.
+async fn next_acked(messages: &mut StreamMessages) -> i64 {
+    let message = tokio::time::timeout(Duration::from_secs(15), messages.next())
+        .await
+        .expect("an event within 15 s")
+        .expect("open")
+        .expect("an event");
+    message.ack();
+    message.replay_id().expect("replay id")
 }
 
 #[tokio::test]

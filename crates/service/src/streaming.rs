@@ -737,6 +737,7 @@ mod tests {
             entrypoint: entrypoint.into(),
             handler: boxed(nothing),
             handler_name: "nothing".into(),
+            method_name: "nothing".into(),
         }
     }
 
@@ -854,6 +855,7 @@ mod tests {
             binding: Arc::new(Binding::new(subscribe(channel).into(), channel.into())),
             handler: boxed(nothing),
             name: "nothing".into(),
+            method_name: "nothing".into(),
         };
         let subscriptions = Subscriptions::new(vec![
             bound("/topic/X?Name='a'"),

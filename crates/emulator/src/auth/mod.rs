@@ -45,6 +45,25 @@ pub fn routes() -> Router<Arc<Org>> {
         .route("/services/Soap/c/{version}", post(soap::login_enterprise))
 }
 
+/// The answer of a login endpoint while a login fault is armed (see
+/// [`Faults::fail_logins`](crate::faults::Faults::fail_logins)): HTTP 503
+/// with an HTML page, as Salesforce's front end answers during maintenance.
+pub(crate) fn login_unavailable(org: &Org) -> Option<axum::response::Response> {
+    use axum::response::IntoResponse;
+    if !org.faults.take_login_failure() {
+        return None;
+    }
+    tracing::info!("login refused with 503: a login fault is armed");
+    Some(
+        (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::CONTENT_TYPE, "text/html;charset=UTF-8")],
+            "<html><body>Service Unavailable: down for maintenance</body></html>",
+        )
+            .into_response(),
+    )
+}
+
 /// Compares two secrets in time that depends only on their lengths, so a
 /// caller cannot find a password one character at a time by timing.
 pub(crate) fn secret_eq(given: &str, expected: &str) -> bool {

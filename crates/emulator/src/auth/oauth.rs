@@ -162,6 +162,9 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if let Some(unavailable) = super::login_unavailable(&org) {
+        return unavailable;
+    }
     let params = parameters(&body, query.as_deref());
     let grant_type = param(&params, "grant_type").unwrap_or_default();
     let outcome = match grant_type {

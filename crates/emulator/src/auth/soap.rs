@@ -77,6 +77,9 @@ pub(super) async fn login_enterprise(
 }
 
 fn login(org: &Org, version: &str, body: &[u8], api: Api) -> Response {
+    if let Some(unavailable) = super::login_unavailable(org) {
+        return unavailable;
+    }
     if !version_supported(version) {
         return api_fault(
             api,

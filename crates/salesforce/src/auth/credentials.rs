@@ -73,8 +73,8 @@ pub enum Credentials {
     },
 
     /// The OAuth 2.0 client credentials flow (the consumer key and secret
-    /// go in HTTP Basic authentication). Salesforce serves it on My Domain
-    /// URLs only.
+    /// go as the form fields `client_id` and `client_secret`, as Salesforce
+    /// documents it). Salesforce serves it on My Domain URLs only.
     ClientCredentials {
         /// The connected app's consumer key (`client_id`).
         consumer_key: String,

@@ -317,7 +317,7 @@ impl Authenticator {
                     ("username", username.as_str()),
                     ("password", password.expose()),
                 ];
-                oauth::request_token(&self.call(&redactor), &token_url, &form, None).await
+                oauth::request_token(&self.call(&redactor), &token_url, &form).await
             }
             Credentials::Soap {
                 username,
@@ -344,7 +344,7 @@ impl Authenticator {
                     form.push(("client_secret", secret.expose()));
                 }
                 form.push(("refresh_token", refresh_token.expose()));
-                oauth::request_token(&self.call(&redactor), &token_url, &form, None).await
+                oauth::request_token(&self.call(&redactor), &token_url, &form).await
             }
             Credentials::JwtBearer {
                 username,
@@ -363,15 +363,20 @@ impl Authenticator {
                     ("grant_type", oauth::JWT_BEARER_GRANT),
                     ("assertion", assertion.expose()),
                 ];
-                oauth::request_token(&self.call(&redactor), &token_url, &form, None).await
+                oauth::request_token(&self.call(&redactor), &token_url, &form).await
             }
             Credentials::ClientCredentials {
                 consumer_key,
                 consumer_secret,
             } => {
-                let form = [("grant_type", "client_credentials")];
-                let basic = Some((consumer_key.as_str(), consumer_secret));
-                oauth::request_token(&self.call(&redactor), &token_url, &form, basic).await
+                // Form fields, as Salesforce documents the flow: servers
+                // that follow the documentation refuse HTTP Basic alone.
+                let form = [
+                    ("grant_type", "client_credentials"),
+                    ("client_id", consumer_key.as_str()),
+                    ("client_secret", consumer_secret.expose()),
+                ];
+                oauth::request_token(&self.call(&redactor), &token_url, &form).await
             }
             Credentials::AccessToken { .. } => Err(AuthError::CannotRenew),
         }

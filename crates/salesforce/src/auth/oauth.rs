@@ -15,25 +15,20 @@ pub(super) const TOKEN_PATH: &str = "/services/oauth2/token";
 /// The `grant_type` of the JWT bearer flow.
 pub(super) const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-/// POSTs `form` to the token endpoint at `url` (with HTTP Basic
-/// `client_id:client_secret` when `basic` is given) and reads the session
-/// or the error it answers.
+/// POSTs `form` to the token endpoint at `url` and reads the session or
+/// the error it answers. Every flow sends its client credentials as form
+/// fields, as Salesforce documents them.
 pub(super) async fn request_token(
     call: &Call<'_>,
     url: &str,
     form: &[(&str, &str)],
-    basic: Option<(&str, &Secret)>,
 ) -> Result<Session, AuthError> {
-    let mut request = call
+    let response = call
         .client
         .post(url)
         .timeout(call.timeout)
         .header(ACCEPT, HeaderValue::from_static("application/json"))
-        .form(form);
-    if let Some((id, secret)) = basic {
-        request = request.basic_auth(id, Some(secret.expose()));
-    }
-    let response = request
+        .form(form)
         .send()
         .await
         .map_err(|e| transport_error(&e, call))?;

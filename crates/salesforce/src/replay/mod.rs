@@ -19,7 +19,8 @@
 //! Stores key markers by subscription, exactly as subscribed: a channel
 //! (`/topic/X`, the Python-compatible key) or a channel with its filter
 //! (`/topic/X?Status__c='Open'`), which is a stream of its own. They never
-//! move a marker backwards.
+//! move a marker backwards. A marker is usable
+//! for the channel's [`retention`] (24 or 72 hours).
 
 #![warn(missing_docs)]
 
@@ -52,6 +53,31 @@ pub fn channel_key(channel: &str) -> &str {
         None => channel,
     }
 }
+
+/// How long Salesforce keeps the events of `channel`, i.e. how long a
+/// stored replay marker stays usable: 72 hours for Change Data Capture
+/// (`/data/…`) and platform events (`/event/…`, high volume), 24 hours for
+/// PushTopics (`/topic/…`), generic channels (`/u/…`) and anything else.
+///
+/// ```
+/// use std::time::Duration;
+/// use sfstream_salesforce::replay::retention;
+///
+/// assert_eq!(retention("/topic/Invoices?Status__c=Open"), Duration::from_secs(24 * 3600));
+/// assert_eq!(retention("/data/AccountChangeEvent"), Duration::from_secs(72 * 3600));
+/// ```
+pub fn retention(channel: &str) -> std::time::Duration {
+    const HOUR: u64 = 3600;
+    let key = channel_key(channel);
+    if key.starts_with("/data/") || key.starts_with("/event/") {
+        std::time::Duration::from_secs(72 * HOUR)
+    } else {
+        std::time::Duration::from_secs(24 * HOUR)
+    }
+}
+
+/// The shortest [`retention`] of any channel.
+pub(crate) const MIN_RETENTION: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 #[cfg(test)]
 mod tests {

@@ -8,8 +8,12 @@ use ::redis::{Client, Script};
 use async_trait::async_trait;
 use chrono::DateTime;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::marker::ReplayMarker;
 use super::store::{ReplayStore, StoreError, redact_url};
+use super::{MIN_RETENTION, channel_key, retention};
 
 /// The key prefix of replay ids, as the Python Nameko extension writes them.
 pub const DEFAULT_ID_PREFIX: &str = "salesforce:replay_id:";
@@ -22,7 +26,8 @@ pub const DEFAULT_CREATED_PREFIX: &str = "salesforce:replay_created:";
 /// KEYS: id key and created key per marker. ARGV[1]: TTL in ms (0 for
 /// none); ARGV[2]: "1" to replace unconditionally; then per marker its
 /// replay id and creation ms ("" for none). Returns per marker 1 (moved),
-/// 0 (kept) or -1 (the stored id is not an integer: left alone).
+/// 0 (kept, its TTL renewed) or -1 (the stored id is not an integer: left
+/// alone).
 ///
 /// Integers are compared as decimal strings, so replay ids above 2^53 (past
 /// Lua's exact doubles) still compare right. The created key holds
@@ -82,6 +87,12 @@ for i = 1, #KEYS / 2 do
       end
     end
   end
+  if result == 0 and ttl > 0 then
+    -- A commit that keeps the stored marker still proves the consumer
+    -- alive: renew the TTL, or an idle-looking channel's marker expires.
+    redis.call('PEXPIRE', id_key, ttl)
+    redis.call('PEXPIRE', created_key, ttl)
+  end
   if result == 1 then
     if ttl > 0 then
       redis.call('SET', id_key, new_id, 'PX', ttl)
@@ -112,7 +123,24 @@ return results
 /// to a companion key `salesforce:replay_created:<channel>` as
 /// `<epoch ms>:<replay id>`; the time counts only while that replay id
 /// matches the id key (a marker the Python side wrote has no time). Both keys
-/// get the TTL, if one is set, on every write.
+/// get the TTL, if one is set, on every commit: when the marker moves, and
+/// also when an advance keeps it (an older or equal marker), so a consumer
+/// that keeps committing never sees its marker expire.
+///
+/// # TTL and retention
+///
+/// A TTL shorter than the channel's [`retention`] (24 h for PushTopics and
+/// generic channels, 72 h for Change Data Capture and platform events) lets
+/// the marker of a consumer stopped for longer than the TTL, but shorter
+/// than the retention, expire: it then resumes from its default replay
+/// option instead of its marker, and with `NEW` misses the events in
+/// between. A TTL at least as long as the retention is harmless (a marker
+/// older than the retention is refused by Salesforce anyway). Such a TTL is
+/// **warned about, not refused**, because the Python extension accepts any
+/// `PUSHTOPIC_REPLAY_TTL` (seconds) and a configuration shared with it must
+/// keep working: [`RedisStore::connect`] logs a warning when the TTL is
+/// shorter than 24 h, and the first write to a 72 h channel logs one when
+/// the TTL is shorter than 72 h.
 ///
 /// Advances run as one Lua script (per call or per batch), so concurrent
 /// advancers, in this process or others, never move a marker backwards. The
@@ -138,6 +166,9 @@ pub struct RedisStore {
     id_prefix: String,
     created_prefix: String,
     script: Script,
+    /// Whether the TTL's shortfall against a channel's retention was
+    /// logged (once per store and its clones).
+    ttl_warned: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -156,6 +187,8 @@ impl RedisStore {
     /// `rediss://…` when the redis crate is built with TLS) and checks the
     /// connection. `ttl` sets the expiry of every key written, like the
     /// Python extension's `PUSHTOPIC_REPLAY_TTL`; `None` keeps keys forever.
+    /// A TTL shorter than a channel's retention is accepted with a logged
+    /// warning (see [TTL and retention](RedisStore#ttl-and-retention)).
     pub async fn connect(url: &str, ttl: Option<Duration>) -> Result<Self, StoreError> {
         let name = redact_url(url);
         let redis_err = |source| StoreError::Redis {
@@ -178,12 +211,45 @@ impl RedisStore {
             id_prefix: DEFAULT_ID_PREFIX.to_string(),
             created_prefix: DEFAULT_CREATED_PREFIX.to_string(),
             script: Script::new(ADVANCE_LUA),
+            ttl_warned: Arc::new(AtomicBool::new(false)),
         };
         let _: String = ::redis::cmd("PING")
             .query_async(&mut store.conn)
             .await
             .map_err(redis_err)?;
+        if let Some(ttl) = ttl
+            && ttl < MIN_RETENTION
+        {
+            store.ttl_warned.store(true, Ordering::Relaxed);
+            tracing::warn!(
+                store = %store.name,
+                ?ttl,
+                "the replay marker TTL is shorter than the retention of every channel (24 h for PushTopics and generic channels, 72 h for Change Data Capture and platform events): a consumer stopped for longer than the TTL loses its markers and resumes from its default replay option (missing events with NEW); use a TTL of at least 72 h, or none"
+            );
+        }
         Ok(store)
+    }
+
+    /// Logs, once, that the TTL is shorter than the retention of a channel
+    /// being written (see the type's documentation).
+    fn check_ttl<'a>(&self, channels: impl IntoIterator<Item = &'a str>) {
+        let Some(ttl) = self.ttl else { return };
+        if self.ttl_warned.load(Ordering::Relaxed) {
+            return;
+        }
+        for channel in channels {
+            let retention = retention(channel);
+            if ttl < retention && !self.ttl_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    store = %self.name,
+                    channel = channel_key(channel),
+                    ?ttl,
+                    retention_hours = retention.as_secs() / 3600,
+                    "the replay marker TTL is shorter than this channel's retention: a consumer stopped for longer than the TTL loses its marker and resumes from its default replay option (missing events with NEW); use a TTL of at least 72 h, or none"
+                );
+                return;
+            }
+        }
     }
 
     /// Uses `id_prefix` instead of `salesforce:replay_id:` for replay ids,
@@ -249,6 +315,7 @@ impl RedisStore {
         markers: &[(&str, ReplayMarker)],
         force: bool,
     ) -> Result<Vec<bool>, StoreError> {
+        self.check_ttl(markers.iter().map(|(channel, _)| *channel));
         let mut invocation = self.script.prepare_invoke();
         let ttl_ms = self
             .ttl

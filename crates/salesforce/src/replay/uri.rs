@@ -15,8 +15,9 @@ use super::store::{ReplayStore, StoreError, redact_url};
 ///   directory must exist;
 /// - `redis://[USER:PASSWORD@]HOST[:PORT][/DB][?ttl=SECONDS]` or
 ///   `rediss://…` — a [`RedisStore`] with the default key prefixes; `ttl`
-///   sets the expiry of written keys (other query parameters go to the
-///   redis client).
+///   sets the expiry of written keys, renewed on every commit (a TTL
+///   shorter than a channel's retention is warned about: see
+///   [`RedisStore`]); other query parameters go to the redis client.
 ///
 /// Anything else is a [`StoreError::InvalidUri`] naming the accepted forms.
 ///

@@ -10,9 +10,9 @@ use std::time::Duration;
 use futures::Stream;
 use serde_json::value::RawValue;
 use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-use super::commit::{Commit, commit_loop};
+use super::commit::{CLOSE_TIMEOUT, Commit, FLUSH_TIMEOUT, FlushError, commit_loop};
 use super::extension::{SalesforceExtension, is_auth_failure, is_invalid_replay_id};
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
@@ -107,7 +107,7 @@ pub enum StreamEvent {
     },
 }
 
-type EventHandler = Arc<dyn Fn(&StreamEvent) + Send + Sync>;
+pub(crate) type EventHandler = Arc<dyn Fn(&StreamEvent) + Send + Sync>;
 
 /// Builds a [`StreamingClient`].
 pub struct StreamingClientBuilder {
@@ -195,16 +195,20 @@ impl StreamingClientBuilder {
             instance_url: session.instance_url.clone(),
         });
         let api_version = self.authenticator.api_version().to_string();
-        let (notices_tx, notices_rx) = mpsc::unbounded_channel();
+        // One queue for markers and fallback notices: the loop applies them
+        // in the order they happened.
+        let (commits, commit_rx) = mpsc::unbounded_channel();
         let extension = Arc::new(SalesforceExtension::new(
             session.access_token.expose(),
             self.fallback,
-            notices_tx,
+            commits.clone(),
         ));
         let relogin = Arc::new(Relogin {
             authenticator: self.authenticator.clone(),
             extension: extension.clone(),
             emit: emit.clone(),
+            backoff: self.backoff,
+            connection_timeout: self.connection_timeout,
         });
         let connection_events = emit.clone();
         let (bayeux, messages) =
@@ -221,8 +225,7 @@ impl StreamingClientBuilder {
                 })
                 .connect()
                 .await?;
-        let (commits, commit_rx) = mpsc::unbounded_channel();
-        tokio::spawn(commit_loop(self.store.clone(), commit_rx, notices_rx, emit));
+        tokio::spawn(commit_loop(self.store.clone(), commit_rx, emit));
         let client = StreamingClient {
             bayeux,
             extension,
@@ -248,7 +251,7 @@ pub(crate) fn cometd_url(session: &Session, api_version: &str) -> String {
 }
 
 #[derive(Clone)]
-pub(crate) struct Emitter(Option<EventHandler>);
+pub(crate) struct Emitter(pub(crate) Option<EventHandler>);
 
 impl Emitter {
     pub(crate) fn send(&self, event: StreamEvent) {
@@ -422,23 +425,37 @@ impl StreamingClient {
         &self.store
     }
 
-    /// Waits until every marker committed so far is in the store.
+    /// Waits (up to 30 s) until every marker committed so far is in the
+    /// store; logs a warning naming what is not stored when the store does
+    /// not take it in time. See [`StreamingClient::flush_within`] to learn
+    /// the outcome.
     pub async fn flush(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.commits.send(Commit::Flush(tx)).is_ok() {
-            let _ = rx.await;
+        if let Err(error) = self.flush_within(FLUSH_TIMEOUT).await {
+            tracing::warn!(%error, "flushing replay markers");
         }
     }
 
-    /// Disconnects, waits (up to 10 s) for pending markers to be stored,
-    /// and releases the store (a file store can be opened again at once).
-    /// Markers committed after this are not stored.
+    /// Waits up to `timeout` until every marker committed so far is in the
+    /// store.
+    ///
+    /// # Errors
+    ///
+    /// [`FlushError::Timeout`], naming the markers (and expired-marker
+    /// removals) not stored yet and the store's last error, when the store
+    /// is down or slow (the client keeps retrying them);
+    /// [`FlushError::Closed`] after [`StreamingClient::close`].
+    pub async fn flush_within(&self, timeout: Duration) -> Result<(), FlushError> {
+        super::commit::flush(&self.commits, timeout).await
+    }
+
+    /// Disconnects, tries for up to 10 s to store pending markers, and
+    /// releases the store (a file store can be opened again at once).
+    /// Markers not stored by then are logged and dropped: they only lag
+    /// (the events after the last stored marker are delivered again after a
+    /// restart). Markers committed after this are not stored.
     pub async fn close(&self) {
         self.bayeux.disconnect().await;
-        let (tx, rx) = oneshot::channel();
-        if self.commits.send(Commit::Close(tx)).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
-        }
+        super::commit::close(&self.commits, CLOSE_TIMEOUT).await;
     }
 }
 

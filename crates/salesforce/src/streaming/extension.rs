@@ -20,12 +20,15 @@ use serde_json::{Value, json};
 use sfstream_bayeux::{ErrorField, Extension, HANDSHAKE, Message, SUBSCRIBE, SubscriptionFailure};
 use tokio::sync::mpsc;
 
+use super::commit::Commit;
 use crate::replay::{ReplayFrom, ReplayMarker};
 
-/// What the extension asks the client task to do outside the hot path.
+/// What the extension asks the commit loop to do, in order with the
+/// markers it commits.
 #[derive(Debug)]
 pub(crate) enum Notice {
-    /// A stored replay id had expired and was replaced by the fallback.
+    /// A stored replay id had expired and the subscribe carrying the
+    /// fallback is being sent.
     Fallback {
         channel: String,
         expired: i64,
@@ -40,7 +43,12 @@ pub(crate) struct SalesforceExtension {
     authorization: RwLock<Option<HeaderValue>>,
     subscriptions: Mutex<Subscriptions>,
     fallback: Option<ReplayFrom>,
-    notices: mpsc::UnboundedSender<Notice>,
+    /// Per channel key: a fallback decided on a refused subscribe (the
+    /// expired id), announced when the retried subscribe is sent: the
+    /// client may skip the retry, and the announcement must come before any
+    /// event (and marker) of the new subscription.
+    fallbacks: Mutex<HashMap<String, i64>>,
+    notices: mpsc::UnboundedSender<Commit>,
 }
 
 #[derive(Debug, Default)]
@@ -107,12 +115,13 @@ impl SalesforceExtension {
     pub(crate) fn new(
         token: &str,
         fallback: Option<ReplayFrom>,
-        notices: mpsc::UnboundedSender<Notice>,
+        notices: mpsc::UnboundedSender<Commit>,
     ) -> Self {
         let extension = Self {
             authorization: RwLock::new(None),
             subscriptions: Mutex::new(Subscriptions::default()),
             fallback,
+            fallbacks: Mutex::new(HashMap::new()),
             notices,
         };
         extension.set_token(token);
@@ -142,6 +151,8 @@ impl SalesforceExtension {
             subscription.to_string(),
         );
         state.resume.insert(subscription.to_string(), from.as_i64());
+        // A new start point cancels a fallback that was never sent.
+        self.fallbacks.lock().remove(subscription);
         Ok(())
     }
 
@@ -153,6 +164,7 @@ impl SalesforceExtension {
 
     /// Forgets a subscription.
     pub(crate) fn forget(&self, subscription: &str) {
+        self.fallbacks.lock().remove(subscription);
         let mut state = self.subscriptions.lock();
         state.resume.remove(subscription);
         if state.of(subscription).is_some_and(|s| s == subscription) {
@@ -182,6 +194,17 @@ impl Extension for SalesforceExtension {
                 .copied()
                 .unwrap_or(-1);
             let key = channel_name(subscription).to_string();
+            // The fallback is announced when its subscribe is sent, in order
+            // with the markers (a retry that is never sent removes nothing).
+            if let Some(expired) = self.fallbacks.lock().remove(subscription)
+                && let Some(fallback) = self.fallback
+            {
+                let _ = self.notices.send(Commit::Notice(Notice::Fallback {
+                    channel: subscription.to_string(),
+                    expired,
+                    fallback,
+                }));
+            }
             message
                 .ext_mut()
                 .insert("replay".into(), json!({ key: from }));
@@ -233,11 +256,7 @@ impl Extension for SalesforceExtension {
             resume.insert(key.clone(), fallback.as_i64());
             expired
         };
-        let _ = self.notices.send(Notice::Fallback {
-            channel: key,
-            expired,
-            fallback,
-        });
+        self.fallbacks.lock().insert(key, expired);
         SubscriptionFailure::Retry
     }
 }
@@ -327,13 +346,14 @@ mod tests {
             ext.subscription_failed("/topic/X?Name=a", &error),
             SubscriptionFailure::Retry
         );
+        ext.outgoing(&mut subscribe);
         assert!(matches!(
             rx.try_recv(),
-            Ok(Notice::Fallback {
+            Ok(Commit::Notice(Notice::Fallback {
                 expired: 45,
                 fallback: ReplayFrom::All,
                 ..
-            })
+            }))
         ));
         // If the fallback is refused too, give up rather than loop.
         assert_eq!(
@@ -359,5 +379,57 @@ mod tests {
             ),
             SubscriptionFailure::GiveUp
         );
+    }
+
+    #[test]
+    fn the_fallback_is_announced_only_when_the_retry_is_sent() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let ext = SalesforceExtension::new("t", Some(ReplayFrom::New), tx);
+        ext.claim("/topic/X", ReplayFrom::Id(45)).expect("claim");
+        let error = ErrorField::parse(
+            "400::The replayId {45} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",
+        );
+        assert_eq!(
+            ext.subscription_failed("/topic/X", &error),
+            SubscriptionFailure::Retry
+        );
+        // The client may skip the retry (the channel was unsubscribed
+        // meanwhile): nothing is announced until the retry goes out.
+        assert!(
+            rx.try_recv().is_err(),
+            "announced before the retry was sent"
+        );
+        // The retried subscribe goes out with the fallback: announced now,
+        // before any event of the new subscription can arrive.
+        let mut subscribe = Message::new(SUBSCRIBE);
+        subscribe.subscription = Some("/topic/X".into());
+        ext.outgoing(&mut subscribe);
+        assert_eq!(
+            subscribe.ext.as_ref().map(|e| e["replay"].clone()),
+            Some(json!({"/topic/X": -1}))
+        );
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Commit::Notice(Notice::Fallback {
+                expired: 45,
+                fallback: ReplayFrom::New,
+                ..
+            }))
+        ));
+        ext.outgoing(&mut subscribe);
+        assert!(rx.try_recv().is_err(), "announced once");
+
+        // A retry that never goes out (the channel was resubscribed from an
+        // explicit point meanwhile) is never announced.
+        ext.claim("/topic/X", ReplayFrom::Id(50)).expect("claim");
+        assert_eq!(
+            ext.subscription_failed("/topic/X", &ErrorField::parse(
+                "400::The replayId {50} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",
+            )),
+            SubscriptionFailure::Retry
+        );
+        ext.claim("/topic/X", ReplayFrom::Id(60)).expect("claim");
+        ext.outgoing(&mut subscribe);
+        assert!(rx.try_recv().is_err(), "a skipped retry was announced");
     }
 }

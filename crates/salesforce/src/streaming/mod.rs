@@ -11,4 +11,5 @@ pub use client::{
     Delivery, StreamEvent, StreamMessage, StreamMessages, StreamingClient, StreamingClientBuilder,
     StreamingError,
 };
+pub use commit::FlushError;
 pub use extension::is_invalid_replay_id;
