@@ -73,7 +73,7 @@ impl Filter {
         self.0.iter().any(|(field, value)| match &sobject[field] {
             serde_json::Value::String(text) => text == value,
             serde_json::Value::Null => value.eq_ignore_ascii_case("null"),
-            other => other.to_string() == *value,
+            other => serde_json::from_str::<serde_json::Value>(value).is_ok_and(|v| &v == other),
         })
     }
 }

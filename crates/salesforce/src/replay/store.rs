@@ -25,7 +25,7 @@ use super::marker::{ReplayFrom, ReplayMarker};
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), sfstream_salesforce::replay::StoreError> {
 /// let store = MemoryStore::new();
-/// assert!(store.advance("/topic/X?Status__c='Open'", ReplayMarker::new(10, None)).await?);
+/// assert!(store.advance("/topic/X", ReplayMarker::new(10, None)).await?);
 /// // An older marker (a slow handler finishing late) does not move it back.
 /// assert!(!store.advance("/topic/X", ReplayMarker::new(9, None)).await?);
 /// assert_eq!(store.get("/topic/X").await?, Some(ReplayMarker::new(10, None)));
