@@ -14,12 +14,12 @@ use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use crate::advice::{CurrentAdvice, Reconnect};
-use crate::backoff::Backoff;
 use crate::error::{Error, ErrorField, TransportError};
 use crate::extension::{Extension, SubscriptionFailure};
 use crate::message::{CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE};
 use crate::subscriptions::{Kind, Notice, Refusal, Reply, Request, Subscriptions};
 use crate::transport::{DEFAULT_MAX_RESPONSE_BYTES, Transport};
+use sfstream_common::Backoff;
 
 /// Why the client (re-)handshakes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

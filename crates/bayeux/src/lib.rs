@@ -42,7 +42,6 @@
 //! ```
 
 mod advice;
-mod backoff;
 mod client;
 mod error;
 mod extension;
@@ -51,7 +50,6 @@ mod subscriptions;
 mod transport;
 
 pub use advice::{Advice, CurrentAdvice, Reconnect};
-pub use backoff::Backoff;
 pub use client::{
     AuthFailureCheck, Client, ClientBuilder, ClientEvent, DEFAULT_MAX_PENDING,
     DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason, Messages, Reauthenticate,
@@ -61,4 +59,5 @@ pub use extension::{Extension, SubscriptionFailure};
 pub use message::{
     CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE, parse_messages,
 };
+pub use sfstream_common::Backoff;
 pub use transport::{DEFAULT_MAX_RESPONSE_BYTES, Transport};

@@ -19,8 +19,8 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use crate::backoff::Backoff;
 use crate::error::{Error, ErrorField};
+use sfstream_common::Backoff;
 
 /// Subscribe or unsubscribe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,36 +9,15 @@ use std::time::Duration;
 use lapin::ConnectionProperties;
 use tokio::sync::{Mutex, watch};
 
+use sfstream_common::Backoff;
+
 use crate::{AmqpUri, Error};
 
-/// Reconnection backoff: delays grow from `initial` by `factor` up to `max`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Backoff {
-    /// First delay.
-    pub initial: Duration,
-    /// Largest delay.
-    pub max: Duration,
-    /// Growth factor per attempt.
-    pub factor: f64,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(5),
-            factor: 2.0,
-        }
-    }
-}
-
-impl Backoff {
-    /// The delay before attempt number `attempt` (0-based).
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let secs = self.initial.as_secs_f64() * self.factor.powi(attempt.min(64) as i32);
-        Duration::from_secs_f64(secs.min(self.max.as_secs_f64()))
-    }
-}
+/// Delays between reconnection attempts: from 100 ms up to 5 s, jittered.
+pub const RECONNECT_BACKOFF: Backoff = Backoff {
+    initial: Duration::from_millis(100),
+    max: Duration::from_secs(5),
+};
 
 /// Options of a [`Connection`].
 #[derive(Debug, Clone)]
@@ -52,7 +31,7 @@ pub struct ConnectionOptions {
 impl Default for ConnectionOptions {
     fn default() -> Self {
         Self {
-            backoff: Backoff::default(),
+            backoff: RECONNECT_BACKOFF,
             connection_name: "sfstream-nameko".to_owned(),
         }
     }
@@ -190,9 +169,9 @@ impl Connection {
                     return Ok(c);
                 }
                 Err(e) => {
+                    attempt = attempt.saturating_add(1);
                     let delay = self.backoff().delay(attempt);
                     tracing::warn!(uri = %self.inner.uri, error = %e, ?delay, "AMQP reconnection failed");
-                    attempt = attempt.saturating_add(1);
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = closed.wait_for(|c| *c) => return Err(Error::Closed),
@@ -206,19 +185,5 @@ impl Connection {
     pub(crate) async fn channel(&self) -> Result<lapin::Channel, Error> {
         let c = self.get().await?;
         Ok(c.create_channel().await?)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let b = Backoff::default();
-        assert_eq!(b.delay(0), Duration::from_millis(100));
-        assert_eq!(b.delay(1), Duration::from_millis(200));
-        assert_eq!(b.delay(10), Duration::from_secs(5));
-        assert_eq!(b.delay(u32::MAX), Duration::from_secs(5));
     }
 }

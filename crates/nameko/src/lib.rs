@@ -51,7 +51,7 @@ mod signature;
 pub mod topology;
 mod uri;
 
-pub use connection::{Backoff, Connection, ConnectionOptions};
+pub use connection::{Connection, ConnectionOptions, RECONNECT_BACKOFF};
 pub use consumer::ConsumerHandle;
 pub use context::{
     CALL_ID_STACK_KEY, DEFAULT_PARENT_CALLS_TRACKED, EventContext, RpcContext, WorkerContext,
@@ -60,6 +60,7 @@ pub use error::{Error, RpcCallError, RpcError};
 pub use events::{EventDispatcher, EventHandler, HandlerError, WorkerDispatcher};
 pub use rpc_client::{ClusterRpc, RpcProxy, STANDALONE_PROXY_NAME};
 pub use rpc_server::{DEFAULT_MAX_WORKERS, RpcFuture, RpcServer};
+pub use sfstream_common::Backoff;
 pub use signature::Signature;
 pub use topology::HandlerType;
 pub use uri::{AmqpUri, redact_uri};

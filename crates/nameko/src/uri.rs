@@ -72,7 +72,7 @@ impl AmqpUri {
             .map_err(|why| {
                 // Without `://` there is no telling where a password would be.
                 let shown = if uri.contains("://") {
-                    redact(uri)
+                    redact_uri(uri)
                 } else {
                     "(not shown)".to_owned()
                 };
@@ -317,43 +317,18 @@ fn unquote(s: &str) -> String {
     out
 }
 
-/// Replaces the password of a `scheme://user:password@host…` URI by `***`
-/// (each URI of a `;`-separated list). A password with an unescaped `/`,
-/// `?` or `#` (which kombu itself would misread) is redacted too.
+/// Replaces the password of a `scheme://user:password@host…` URI by `***`:
+/// the one redaction of the workspace ([`sfstream_common::redact_url`]),
+/// under the name this crate has always given it.
 ///
 /// ```
 /// assert_eq!(
 ///     sfstream_nameko::redact_uri("amqp://guest:s3cret@host/%2f"),
 ///     "amqp://guest:***@host/%2f"
 /// );
-/// assert_eq!(sfstream_nameko::redact_uri("amqp://u:pa/ss@host/"), "amqp://u:***@host/");
-/// assert_eq!(sfstream_nameko::redact_uri("amqp://host"), "amqp://host");
 /// ```
 pub fn redact_uri(uri: &str) -> String {
-    redact(uri)
-}
-
-fn redact(uri: &str) -> String {
-    uri.split(';').map(redact_one).collect::<Vec<_>>().join(";")
-}
-
-fn redact_one(uri: &str) -> String {
-    let Some(scheme_end) = uri.find("://") else {
-        return uri.to_owned();
-    };
-    let start = scheme_end + 3;
-    let rest = &uri[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    // The user info ends at the authority's last '@'; failing that (a
-    // password with an unescaped '/', '?' or '#'), at the last '@' at all.
-    let Some(at) = rest[..authority_end].rfind('@').or_else(|| rest.rfind('@')) else {
-        return uri.to_owned();
-    };
-    let userinfo = &rest[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return uri.to_owned();
-    };
-    format!("{}{}:***{}", &uri[..start], &userinfo[..colon], &rest[at..])
+    sfstream_common::redact_url(uri)
 }
 
 #[cfg(test)]
@@ -486,15 +461,15 @@ mod tests {
 
     #[test]
     fn redaction() {
-        assert_eq!(redact("amqp://u:p@h:1/v"), "amqp://u:***@h:1/v");
-        assert_eq!(redact("amqp://u@h"), "amqp://u@h");
-        assert_eq!(redact("nonsense"), "nonsense");
-        assert_eq!(redact("amqp://h/v@x"), "amqp://h/v@x");
-        assert_eq!(redact("amqp://u:p@ss@h/"), "amqp://u:***@h/");
-        assert_eq!(redact("amqp://u:pa/ss@h/"), "amqp://u:***@h/");
-        assert_eq!(redact("amqp://u:pa#ss@h/"), "amqp://u:***@h/");
+        assert_eq!(redact_uri("amqp://u:p@h:1/v"), "amqp://u:***@h:1/v");
+        assert_eq!(redact_uri("amqp://u@h"), "amqp://u@h");
+        assert_eq!(redact_uri("nonsense"), "nonsense");
+        assert_eq!(redact_uri("amqp://h/v@x"), "amqp://h/v@x");
+        assert_eq!(redact_uri("amqp://u:p@ss@h/"), "amqp://u:***@h/");
+        assert_eq!(redact_uri("amqp://u:pa/ss@h/"), "amqp://u:***@h/");
+        assert_eq!(redact_uri("amqp://u:pa#ss@h/"), "amqp://u:***@h/");
         assert_eq!(
-            redact("amqp://u:p1@h;amqp://v:p2@g"),
+            redact_uri("amqp://u:p1@h;amqp://v:p2@g"),
             "amqp://u:***@h;amqp://v:***@g"
         );
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use futures::future::{BoxFuture, join_all};
 use parking_lot::Mutex;
-use sfstream_bayeux::ClientEvent;
+use sfstream_bayeux::{Backoff, ClientEvent};
 use sfstream_salesforce::replay::{MemoryStore, RedisStore, ReplayStore, channel_key, open_store};
 use sfstream_salesforce::rest::SalesforceClient;
 use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError};
@@ -655,7 +655,10 @@ async fn call_with_policy(
     config: &Config,
     metrics: &crate::metrics::ChannelMetrics,
 ) -> Outcome {
-    let mut delay = config.retry_delay;
+    let backoff = Backoff {
+        initial: config.retry_delay,
+        max: MAX_RETRY_DELAY,
+    };
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -689,12 +692,12 @@ async fn call_with_policy(
         let channel = event.channel();
         let replay_id = event.replay_id();
         if error.retryable && attempts <= config.retries {
+            let delay = backoff.delay(attempts);
             tracing::warn!(
                 handler = %handler.name, %channel, ?replay_id, attempt = attempts,
                 retry_in = ?delay, error = %error, "handler failed; retrying"
             );
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(MAX_RETRY_DELAY);
             continue;
         }
         return match config.on_failure {

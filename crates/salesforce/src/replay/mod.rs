@@ -35,7 +35,8 @@ pub use self::redis::{DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, RedisStore};
 pub use file::FileStore;
 pub use marker::{ParseReplayFromError, ReplayFrom, ReplayMarker, ReplayOption};
 pub use memory::MemoryStore;
-pub use store::{ReplayStore, StoreError, redact_url, start_point};
+pub use sfstream_common::redact_url;
+pub use store::{ReplayStore, StoreError, start_point};
 pub use uri::open_store;
 
 /// A channel without its `?filter` query string: the channel a filtered

@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::marker::ReplayMarker;
-use super::store::{ReplayStore, StoreError, redact_url};
+use super::store::{ReplayStore, StoreError};
 use super::{MIN_RETENTION, channel_key, retention};
+use sfstream_common::redact_url;
 
 /// The key prefix of replay ids, as the Python Nameko extension writes them.
 pub const DEFAULT_ID_PREFIX: &str = "salesforce:replay_id:";

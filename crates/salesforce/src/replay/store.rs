@@ -165,39 +165,6 @@ pub enum StoreError {
     },
 }
 
-/// `url` with the password of its user info replaced by `***`:
-/// `redis://user:pass@host` → `redis://user:***@host`,
-/// `redis://:pass@host` → `redis://:***@host`.
-///
-/// ```
-/// use sfstream_salesforce::replay::redact_url;
-///
-/// assert_eq!(redact_url("redis://user:pass@host:6379/0"), "redis://user:***@host:6379/0");
-/// assert_eq!(redact_url("redis://host:6379/0"), "redis://host:6379/0");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let authority_start = scheme_end + 3;
-    let rest = &url[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    let Some(at) = authority.rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &authority[..at];
-    let Some(colon) = userinfo.find(':') else {
-        return url.to_string();
-    };
-    format!(
-        "{}{}:***{}",
-        &url[..authority_start],
-        &userinfo[..colon],
-        &url[authority_start + at..]
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,23 +173,5 @@ mod tests {
     fn errors_travel_between_threads() {
         fn send_sync_static<T: Send + Sync + 'static>() {}
         send_sync_static::<StoreError>();
-    }
-
-    #[test]
-    fn redaction() {
-        for (url, want) in [
-            ("redis://user:pass@host", "redis://user:***@host"),
-            ("redis://user:p@ss@host:1/2", "redis://user:***@host:1/2"),
-            ("redis://:pass@host/0", "redis://:***@host/0"),
-            (
-                "rediss://u:pass@h:6380/1?ttl=5",
-                "rediss://u:***@h:6380/1?ttl=5",
-            ),
-            ("redis://user@host", "redis://user@host"),
-            ("redis://host/a@b", "redis://host/a@b"),
-            ("memory:", "memory:"),
-        ] {
-            assert_eq!(redact_url(url), want, "{url}");
-        }
     }
 }

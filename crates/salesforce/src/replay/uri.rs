@@ -6,7 +6,8 @@ use std::time::Duration;
 use super::file::FileStore;
 use super::memory::MemoryStore;
 use super::redis::RedisStore;
-use super::store::{ReplayStore, StoreError, redact_url};
+use super::store::{ReplayStore, StoreError};
+use sfstream_common::redact_url;
 
 /// Opens the store a URI names:
 ///
