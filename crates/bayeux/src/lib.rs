@@ -57,7 +57,7 @@ pub use client::{
 pub use error::{Error, ErrorField, TransportError};
 pub use extension::{Extension, SubscriptionFailure};
 pub use message::{
-    CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE, parse_messages,
+    Attachment, CONNECT, DISCONNECT, HANDSHAKE, Message, SUBSCRIBE, UNSUBSCRIBE, parse_messages,
 };
 pub use sfstream_common::Backoff;
 pub use transport::{DEFAULT_MAX_RESPONSE_BYTES, Transport};

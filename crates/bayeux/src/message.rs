@@ -67,6 +67,34 @@ pub struct Message {
     /// Transports offered on handshake.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub supported_connection_types: Option<Vec<String>>,
+    /// What an extension attached to a received message (e.g. what it
+    /// parsed out of it), so that the layer above need not parse it again.
+    /// Never sent.
+    #[serde(skip)]
+    pub attachment: Option<Attachment>,
+}
+
+/// A value an [`Extension`](crate::Extension) attached to a received
+/// [`Message`], read back by type with [`Attachment::get`].
+#[derive(Clone)]
+pub struct Attachment(std::sync::Arc<dyn std::any::Any + Send + Sync>);
+
+impl Attachment {
+    /// Wraps `value`.
+    pub fn new<T: std::any::Any + Send + Sync>(value: T) -> Self {
+        Self(std::sync::Arc::new(value))
+    }
+
+    /// The value, if it is a `T`.
+    pub fn get<T: std::any::Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Attachment")
+    }
 }
 
 fn id_from_any<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {

@@ -13,7 +13,7 @@ use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
 use tokio::sync::mpsc;
 
 use super::commit::{CLOSE_TIMEOUT, Commit, FLUSH_TIMEOUT, FlushError, commit_loop};
-use super::extension::{SalesforceExtension, is_auth_failure, is_invalid_replay_id};
+use super::extension::{Received, SalesforceExtension, is_auth_failure, is_invalid_replay_id};
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
 use crate::replay::{MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, start_point};
@@ -525,14 +525,22 @@ impl StreamMessages {
     ) -> Result<StreamMessage, StreamingError> {
         match item {
             Ok(message) => {
+                // The extension parsed the marker on receipt: not again here.
+                let received = message
+                    .attachment
+                    .as_ref()
+                    .and_then(|a| a.get::<Received>());
+                let marker = received.map(|r| r.marker);
+                let subscription = match received {
+                    Some(r) => r.subscription.to_string(),
+                    None => self
+                        .extension
+                        .subscription_of(&message.channel)
+                        .unwrap_or_else(|| message.channel.clone()),
+                };
                 let data = message.data.unwrap_or_else(|| {
                     RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable_null())
                 });
-                let marker = ReplayMarker::from_raw(&data);
-                let subscription = self
-                    .extension
-                    .subscription_of(&message.channel)
-                    .unwrap_or_else(|| message.channel.clone());
                 let commits = match (self.delivery, marker) {
                     (Delivery::Automatic, Some(marker)) => {
                         let _ = self

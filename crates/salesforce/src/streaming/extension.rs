@@ -13,11 +13,14 @@
 //! the subscription, filter included.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
-use sfstream_bayeux::{ErrorField, Extension, HANDSHAKE, Message, SUBSCRIBE, SubscriptionFailure};
+use sfstream_bayeux::{
+    Attachment, ErrorField, Extension, HANDSHAKE, Message, SUBSCRIBE, SubscriptionFailure,
+};
 use tokio::sync::mpsc;
 
 use super::commit::Commit;
@@ -57,13 +60,22 @@ struct Subscriptions {
     /// the last replay id received).
     resume: HashMap<String, i64>,
     /// Channel (without filter) to its one subscription.
-    by_channel: HashMap<String, String>,
+    by_channel: HashMap<String, Arc<str>>,
 }
 
 impl Subscriptions {
-    fn of(&self, channel: &str) -> Option<&String> {
+    fn of(&self, channel: &str) -> Option<&Arc<str>> {
         self.by_channel.get(channel_name(channel))
     }
+}
+
+/// What the extension learnt of a received event, attached to it so that
+/// the stream does not parse or look it up again.
+#[derive(Debug)]
+pub(crate) struct Received {
+    pub(crate) marker: ReplayMarker,
+    /// The subscription the event belongs to.
+    pub(crate) subscription: Arc<str>,
 }
 
 /// A channel without its `?filter`: what Salesforce keys `ext.replay` by.
@@ -143,12 +155,12 @@ impl SalesforceExtension {
     pub(crate) fn claim(&self, subscription: &str, from: ReplayFrom) -> Result<(), String> {
         let mut state = self.subscriptions.lock();
         match state.of(subscription) {
-            Some(held) if held != subscription => return Err(held.clone()),
+            Some(held) if &**held != subscription => return Err(held.to_string()),
             _ => {}
         }
         state.by_channel.insert(
             channel_name(subscription).to_string(),
-            subscription.to_string(),
+            Arc::from(subscription),
         );
         state.resume.insert(subscription.to_string(), from.as_i64());
         // A new start point cancels a fallback that was never sent.
@@ -159,7 +171,7 @@ impl SalesforceExtension {
     /// The subscription an event of `channel` (with or without a filter)
     /// belongs to.
     pub(crate) fn subscription_of(&self, channel: &str) -> Option<String> {
-        self.subscriptions.lock().of(channel).cloned()
+        self.subscriptions.lock().of(channel).map(|s| s.to_string())
     }
 
     /// Forgets a subscription.
@@ -167,7 +179,7 @@ impl SalesforceExtension {
         self.fallbacks.lock().remove(subscription);
         let mut state = self.subscriptions.lock();
         state.resume.remove(subscription);
-        if state.of(subscription).is_some_and(|s| s == subscription) {
+        if state.of(subscription).is_some_and(|s| &**s == subscription) {
             state.by_channel.remove(channel_name(subscription));
         }
     }
@@ -219,17 +231,24 @@ impl Extension for SalesforceExtension {
             return;
         };
         let mut state = self.subscriptions.lock();
-        let key = state
+        let subscription = state
             .of(&message.channel)
             .cloned()
-            .unwrap_or_else(|| message.channel.clone());
-        match state.resume.get_mut(&key) {
+            .unwrap_or_else(|| Arc::from(message.channel.as_str()));
+        match state.resume.get_mut(&*subscription) {
             Some(last) if *last < marker.replay_id => *last = marker.replay_id,
             Some(_) => {}
             None => {
-                state.resume.insert(key, marker.replay_id);
+                state
+                    .resume
+                    .insert(subscription.to_string(), marker.replay_id);
             }
         }
+        drop(state);
+        message.attachment = Some(Attachment::new(Received {
+            marker,
+            subscription,
+        }));
     }
 
     fn subscription_failed(&self, channel: &str, error: &ErrorField) -> SubscriptionFailure {
