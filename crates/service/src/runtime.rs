@@ -178,20 +178,15 @@ type Closer = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
 /// The [`ServiceContext`] of a service being started, to which each
 /// group [provides](Entrypoints::provide) its extensions.
 pub struct ContextBuilder {
-    name: String,
-    config: Arc<Config>,
-    dependencies: TypeMap,
-    extensions: TypeMap,
-    metrics: Arc<ServiceMetrics>,
-    shutdown: Shutdown,
+    context: ContextInner,
     closers: Vec<Closer>,
 }
 
 impl fmt::Debug for ContextBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ContextBuilder")
-            .field("name", &self.name)
-            .field("extensions", &self.extensions.len())
+            .field("name", &self.context.name)
+            .field("extensions", &self.context.extensions.len())
             .finish_non_exhaustive()
     }
 }
@@ -205,36 +200,38 @@ impl ContextBuilder {
         shutdown: Shutdown,
     ) -> Self {
         Self {
-            name,
-            config,
-            dependencies,
-            extensions: TypeMap::default(),
-            metrics,
-            shutdown,
+            context: ContextInner {
+                name,
+                config,
+                dependencies,
+                extensions: TypeMap::default(),
+                metrics,
+                shutdown,
+            },
             closers: Vec::new(),
         }
     }
 
     /// The service's name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.context.name
     }
 
     /// The configuration.
     pub fn config(&self) -> &Arc<Config> {
-        &self.config
+        &self.context.config
     }
 
     /// The extension of type `T`, if a group provided one.
     pub fn extension<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.extensions.get()
+        self.context.extensions.get()
     }
 
     /// Provides `value` to every group and handler, as
     /// [`ServiceContext::extension`]. One per type: give it a type of its
     /// own (a second replaces the first).
     pub fn insert_extension<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.extensions.insert(value);
+        self.context.extensions.insert(value);
     }
 
     /// Runs `close` once the service stopped (every group's running part
@@ -251,14 +248,7 @@ impl ContextBuilder {
     /// The context, and what closes what was provided.
     pub(crate) fn build(self) -> (ServiceContext, Closers) {
         let context = ServiceContext {
-            inner: Arc::new(ContextInner {
-                name: self.name,
-                config: self.config,
-                dependencies: self.dependencies,
-                extensions: self.extensions,
-                metrics: self.metrics,
-                shutdown: self.shutdown,
-            }),
+            inner: Arc::new(self.context),
         };
         (context, Closers(self.closers))
     }
