@@ -52,7 +52,8 @@ use sfstream_salesforce::rest::SalesforceClient;
 use sfstream_salesforce::streaming::payload::{ChangeEvent, PlatformEvent, PushTopicEvent};
 
 use crate::entrypoints::Binding;
-use crate::service::ServiceContext;
+use crate::runtime::ServiceContext;
+use crate::worker::worker_context;
 
 /// One event as a handler sees it: the message, the entrypoint it was
 /// delivered through, and the service.
@@ -100,9 +101,8 @@ impl EventContext {
     /// same for every retry of the call. Events dispatched through
     /// [`Dispatcher`](crate::nameko::Dispatcher) carry its call id stack.
     pub fn worker(&self) -> &WorkerContext {
-        self.worker.get_or_init(|| {
-            crate::nameko::worker_context(&self.service, &self.method_name, Map::new())
-        })
+        self.worker
+            .get_or_init(|| worker_context(&self.service, &self.method_name, Map::new()))
     }
 }
 
@@ -369,7 +369,7 @@ impl FromEvent for Salesforce {
     fn from_event(event: &Arc<EventContext>) -> Result<Self, ExtractError> {
         event
             .service
-            .salesforce()
+            .extension::<SalesforceClient>()
             .cloned()
             .map(Salesforce)
             .ok_or_else(|| ExtractError::new("the service has no SALESFORCE configuration"))

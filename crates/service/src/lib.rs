@@ -98,12 +98,14 @@
 //!
 //! # More entrypoint kinds
 //!
-//! The runtime runs groups of [`Entrypoints`], each started with the
-//! service's [`ServiceContext`] and a [`ShutdownSignal`](shutdown::ShutdownSignal),
-//! each stopping gracefully; the Salesforce entrypoints are one such group,
+//! The [runtime] runs groups of [`Entrypoints`], each providing what it
+//! shares as an extension of the service's [`ServiceContext`], started
+//! with it and a [`ShutdownSignal`](shutdown::ShutdownSignal), each
+//! stopping gracefully; the Salesforce entrypoints are one such group,
 //! the [Nameko](nameko) RPC methods and event handlers another
 //! ([`Service::rpc`], [`Service::event_handler`],
-//! [`Service::event_dispatcher`]).
+//! [`Service::event_dispatcher`]). The [runtime] module shows how to add
+//! one.
 
 #![warn(missing_docs)]
 
@@ -114,9 +116,11 @@ mod error;
 pub mod handler;
 pub mod metrics;
 pub mod nameko;
+pub mod runtime;
 mod service;
 pub mod shutdown;
 mod streaming;
+mod worker;
 
 pub use config::{Config, ConfigError, OnFailure};
 pub use entrypoints::{
@@ -129,4 +133,5 @@ pub use handler::{
     IntoHandlerResult, Json, Name, Notification, Platform, PushTopic, RecordType, ReplayId,
     Salesforce, SobjectType,
 };
-pub use service::{Entrypoints, RunningEntrypoints, RunningService, Service, ServiceContext};
+pub use runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
+pub use service::{RunningService, Service};

@@ -51,31 +51,49 @@ pub use sfstream_nameko::{
 
 use crate::error::ServiceError;
 use crate::handler::{EventContext, ExtractError, FromEvent, IntoHandlerResult, function_name};
-use crate::service::{Entrypoints, RunningEntrypoints, ServiceContext};
+use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
+use crate::worker::parent_calls_tracked;
 
-/// The AMQP connection and event dispatcher of a running service, kept in
-/// its [`ServiceContext`].
+/// The AMQP connection of a service with Nameko entrypoints or an event
+/// dispatcher, and its event dispatcher: an
+/// [extension](ServiceContext::extension) of its context, connected
+/// before any entrypoint starts and closed once every one stopped.
+///
+/// ```no_run
+/// # async fn f(running: sfstream_service::RunningService) -> Result<(), sfstream_nameko::Error> {
+/// use serde_json::json;
+/// use sfstream_service::nameko::Amqp;
+///
+/// let amqp = running.context().extension::<Amqp>().expect("an AMQP connection");
+/// amqp.dispatcher().dispatch("greeted", &json!({"name": "Bob"})).await?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
-pub(crate) struct NamekoShared {
-    pub(crate) connection: Connection,
-    pub(crate) dispatcher: Arc<EventDispatcher>,
+pub struct Amqp {
+    connection: Connection,
+    dispatcher: Arc<EventDispatcher>,
 }
 
-impl fmt::Debug for NamekoShared {
+impl fmt::Debug for Amqp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NamekoShared")
+        f.debug_struct("Amqp")
             .field("uri", &self.connection.uri().to_string())
             .finish_non_exhaustive()
     }
 }
 
-impl NamekoShared {
+impl Amqp {
+    /// The service's event dispatcher, on `<service>.events`. Its events
+    /// carry no worker context, like Nameko's standalone
+    /// `event_dispatcher`; inside a handler, dispatch through [`RpcCall`],
+    /// [`NamekoEvent`] or [`Dispatcher`] instead.
+    pub fn dispatcher(&self) -> &Arc<EventDispatcher> {
+        &self.dispatcher
+    }
+
     /// Connects to the config's `AMQP_URI`.
-    pub(crate) async fn connect(
-        context_name: &str,
-        uri: Option<&str>,
-    ) -> Result<Self, ServiceError> {
+    async fn connect(context_name: &str, uri: Option<&str>) -> Result<Self, ServiceError> {
         let uri = uri.ok_or_else(|| ServiceError::Entrypoints {
             entrypoints: "Nameko".into(),
             message: "the service has Nameko entrypoints or an event dispatcher but the config has no AMQP_URI".into(),
@@ -136,7 +154,7 @@ impl RpcCall {
     /// When the config has no `SALESFORCE:` section.
     pub fn salesforce(&self) -> Result<&SalesforceClient, RpcError> {
         self.service
-            .salesforce()
+            .extension::<SalesforceClient>()
             .ok_or_else(|| RpcError::new("the service has no SALESFORCE configuration"))
     }
 
@@ -293,29 +311,8 @@ impl FromEvent for Dispatcher {
 /// The service's dispatcher bound to `worker`, when it has one.
 fn worker_dispatcher(service: &ServiceContext, worker: &WorkerContext) -> Option<WorkerDispatcher> {
     service
-        .nameko_shared()
-        .map(|n| WorkerDispatcher::new(n.dispatcher.clone(), worker))
-}
-
-/// The config's `parent_calls_tracked` (Nameko's default 10): how many
-/// parent call ids every worker of the service keeps.
-fn parent_calls_tracked(service: &ServiceContext) -> usize {
-    raw_u64(service, "parent_calls_tracked")
-        .map_or(sfstream_nameko::DEFAULT_PARENT_CALLS_TRACKED, |n| {
-            usize::try_from(n).unwrap_or(usize::MAX)
-        })
-}
-
-/// A worker context of the service for `method` (Nameko's
-/// `WorkerContext`), with the config's `parent_calls_tracked`.
-pub(crate) fn worker_context(
-    service: &ServiceContext,
-    method: &str,
-    data: Map<String, Value>,
-) -> WorkerContext {
-    let mut worker = WorkerContext::new(service.name(), method, data);
-    worker.parent_calls_tracked = parent_calls_tracked(service);
-    worker
+        .extension::<Amqp>()
+        .map(|amqp| WorkerDispatcher::new(amqp.dispatcher.clone(), worker))
 }
 
 type RpcFn = Arc<
@@ -341,8 +338,10 @@ struct EventRoute {
 }
 
 /// The Nameko entrypoints of a service: its RPC methods and event
-/// handlers. Built by [`Service::rpc`](crate::Service::rpc) and
-/// [`Service::event_handler`](crate::Service::event_handler).
+/// handlers, and the [`Amqp`] connection they and the event dispatcher
+/// share. Built by [`Service::rpc`](crate::Service::rpc),
+/// [`Service::event_handler`](crate::Service::event_handler) and
+/// [`Service::event_dispatcher`](crate::Service::event_dispatcher).
 #[derive(Default)]
 pub(crate) struct NamekoEntrypoints {
     methods: Vec<RpcMethod>,
@@ -350,14 +349,6 @@ pub(crate) struct NamekoEntrypoints {
 }
 
 impl NamekoEntrypoints {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.methods.is_empty() && self.events.is_empty()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.methods.len() + self.events.len()
-    }
-
     pub(crate) fn add_rpc<F, Fut>(&mut self, name: String, signature: Option<Signature>, handler: F)
     where
         F: Fn(RpcCall, Vec<Value>, Map<String, Value>) -> Fut + Send + Sync + 'static,
@@ -418,13 +409,25 @@ fn raw_str(ctx: &ServiceContext, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn raw_u64(ctx: &ServiceContext, key: &str) -> Option<u64> {
-    ctx.config().raw.get(key).and_then(|v| v.as_u64())
-}
-
 impl Entrypoints for NamekoEntrypoints {
     fn describe(&self) -> String {
         "Nameko".into()
+    }
+
+    fn provide<'a>(
+        &'a mut self,
+        context: &'a mut ContextBuilder,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            let amqp = Amqp::connect(context.name(), context.config().amqp_uri.as_deref()).await?;
+            let closing = amqp.clone();
+            context.on_stop(move || async move {
+                closing.dispatcher.close().await;
+                closing.connection.close().await;
+            });
+            context.insert_extension(amqp);
+            Ok(())
+        })
     }
 
     fn start(
@@ -437,8 +440,8 @@ impl Entrypoints for NamekoEntrypoints {
                 entrypoints: "Nameko".into(),
                 message,
             };
-            let shared = context
-                .nameko_shared()
+            let amqp = context
+                .extension::<Amqp>()
                 .cloned()
                 .ok_or_else(|| failed("no AMQP connection".into()))?;
             let max_workers = u16::try_from(context.config().max_workers).unwrap_or(u16::MAX);
@@ -467,7 +470,7 @@ impl Entrypoints for NamekoEntrypoints {
                     };
                 }
                 let handle = server
-                    .start(&shared.connection)
+                    .start(&amqp.connection)
                     .await
                     .map_err(|e| failed(format!("starting the RPC server failed: {e}")))?;
                 tracing::info!(service = %context.name(), queue = %handle.queue_name(), "serving RPC");
@@ -485,7 +488,7 @@ impl Entrypoints for NamekoEntrypoints {
                 .handler_type(route.handler_type)
                 .max_workers(max_workers)
                 .parent_calls_tracked(parent_calls_tracked(&context))
-                .start(&shared.connection, move |worker, payload| {
+                .start(&amqp.connection, move |worker, payload| {
                     let event = NamekoEvent {
                         worker,
                         service: ctx.clone(),

@@ -2,137 +2,26 @@
 //! entrypoints; started, run until a termination signal, stopped
 //! gracefully.
 
-use std::any::{Any, TypeId};
-use std::collections::HashMap;
+use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use std::future::Future;
-
-use futures::future::BoxFuture;
 use serde_json::{Map, Value};
 use sfstream_nameko::{HandlerType, RpcError, Signature};
-use sfstream_salesforce::Authenticator;
 use sfstream_salesforce::replay::ReplayStore;
-use sfstream_salesforce::rest::SalesforceClient;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, SalesforceConfig};
+use crate::config::Config;
 use crate::entrypoints::Entrypoint;
 use crate::error::ServiceError;
-use crate::handler::{Handler, IntoHandlerResult, boxed, function_name};
+use crate::handler::{Handler, IntoHandlerResult};
 use crate::metrics::{ServiceMetrics, serve};
-use crate::nameko::{NamekoEntrypoints, NamekoEvent, NamekoShared, RpcCall};
-use crate::shutdown::{Shutdown, ShutdownSignal, termination_signal};
-use crate::streaming::{Route, StreamingEntrypoints};
-
-/// A running group of entrypoints: resolves after it stopped (gracefully,
-/// once the shutdown signal fired), with an error when it failed.
-pub type RunningEntrypoints = BoxFuture<'static, Result<(), ServiceError>>;
-
-/// A kind of entrypoints the runtime runs: the Salesforce streaming
-/// entrypoints are one (built from [`Service::handler`]); AMQP RPC and
-/// event handlers plug in the same way.
-///
-/// [`start`](Entrypoints::start) is given the service's shared context
-/// and its shutdown signal. It does what must succeed before the service
-/// counts as started (declare, connect, subscribe) and returns the running
-/// part, which takes work until the signal fires, then stops gracefully:
-/// stops taking work, finishes in-flight work within
-/// [`Config::shutdown_timeout`], commits, disconnects. An error from
-/// either part stops the whole service.
-pub trait Entrypoints: Send + 'static {
-    /// What these are, for logs and errors (`"Salesforce streaming"`).
-    fn describe(&self) -> String;
-
-    /// Starts them.
-    fn start(
-        self: Box<Self>,
-        context: ServiceContext,
-        shutdown: ShutdownSignal,
-    ) -> BoxFuture<'static, Result<RunningEntrypoints, ServiceError>>;
-}
-
-type Dependencies = HashMap<TypeId, Arc<dyn Any + Send + Sync>>;
-
-/// What every entrypoint and handler of a running service shares: its
-/// name, configuration, dependencies, Salesforce REST client, metrics and
-/// shutdown trigger. Cheap to clone.
-#[derive(Clone)]
-pub struct ServiceContext {
-    inner: Arc<ContextInner>,
-}
-
-struct ContextInner {
-    name: String,
-    config: Arc<Config>,
-    dependencies: Dependencies,
-    salesforce: Option<SalesforceClient>,
-    metrics: Arc<ServiceMetrics>,
-    shutdown: Shutdown,
-    nameko: Option<NamekoShared>,
-}
-
-impl fmt::Debug for ServiceContext {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceContext")
-            .field("name", &self.inner.name)
-            .field("config", &self.inner.config)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServiceContext {
-    /// The service's name.
-    pub fn name(&self) -> &str {
-        &self.inner.name
-    }
-
-    /// The configuration.
-    pub fn config(&self) -> &Arc<Config> {
-        &self.inner.config
-    }
-
-    /// The dependency of type `T`, if one was given.
-    pub fn dependency<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
-        self.inner
-            .dependencies
-            .get(&TypeId::of::<T>())
-            .cloned()
-            .and_then(|d| d.downcast::<T>().ok())
-    }
-
-    /// The Salesforce REST client, when the config has a `SALESFORCE:` section.
-    pub fn salesforce(&self) -> Option<&SalesforceClient> {
-        self.inner.salesforce.as_ref()
-    }
-
-    /// The service's metrics.
-    pub fn metrics(&self) -> &Arc<ServiceMetrics> {
-        &self.inner.metrics
-    }
-
-    /// The service's shutdown trigger (an entrypoint that fails for good
-    /// triggers it).
-    pub fn shutdown(&self) -> &Shutdown {
-        &self.inner.shutdown
-    }
-
-    /// The service's Nameko event dispatcher, when it has an AMQP
-    /// connection (Nameko entrypoints or
-    /// [`Service::event_dispatcher`]). Its events carry no worker context,
-    /// like Nameko's standalone `event_dispatcher`; inside a handler,
-    /// dispatch through [`RpcCall`], [`NamekoEvent`] or
-    /// [`Dispatcher`](crate::nameko::Dispatcher) instead.
-    pub fn dispatcher(&self) -> Option<&Arc<sfstream_nameko::EventDispatcher>> {
-        self.inner.nameko.as_ref().map(|n| &n.dispatcher)
-    }
-
-    pub(crate) fn nameko_shared(&self) -> Option<&NamekoShared> {
-        self.inner.nameko.as_ref()
-    }
-}
+use crate::nameko::{NamekoEntrypoints, NamekoEvent, RpcCall};
+use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext, TypeMap};
+use crate::shutdown::{Shutdown, termination_signal};
+use crate::streaming::StreamingEntrypoints;
 
 /// A service: a name, a configuration, shared dependencies and handlers
 /// bound to entrypoints.
@@ -163,22 +52,18 @@ impl ServiceContext {
 pub struct Service {
     name: String,
     config: Config,
-    dependencies: Dependencies,
-    routes: Vec<Route>,
-    entrypoints: Vec<Box<dyn Entrypoints>>,
-    replay_store: Option<Arc<dyn ReplayStore>>,
-    nameko: NamekoEntrypoints,
-    dispatcher: bool,
+    dependencies: TypeMap,
+    /// The entrypoint groups, in the order they provide and start.
+    groups: Vec<Box<dyn Entrypoints>>,
 }
 
 impl fmt::Debug for Service {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let groups: Vec<String> = self.groups.iter().map(|g| g.describe()).collect();
         f.debug_struct("Service")
             .field("name", &self.name)
             .field("config", &self.config)
-            .field("routes", &self.routes.len())
-            .field("entrypoints", &self.entrypoints.len())
-            .field("nameko_entrypoints", &self.nameko.len())
+            .field("entrypoints", &groups)
             .finish_non_exhaustive()
     }
 }
@@ -189,13 +74,23 @@ impl Service {
         Self {
             name: name.into(),
             config: Config::default(),
-            dependencies: HashMap::new(),
-            routes: Vec::new(),
-            entrypoints: Vec::new(),
-            replay_store: None,
-            nameko: NamekoEntrypoints::default(),
-            dispatcher: false,
+            dependencies: TypeMap::default(),
+            groups: Vec::new(),
         }
+    }
+
+    /// The group of type `G`, added (last) when the service has none yet.
+    fn group<G: Entrypoints + Default>(&mut self) -> &mut G {
+        let found = self
+            .groups
+            .iter()
+            .position(|group| (&**group as &dyn Any).is::<G>());
+        let index = found.unwrap_or_else(|| {
+            self.groups.push(Box::new(G::default()));
+            self.groups.len() - 1
+        });
+        let group: &mut dyn Any = &mut *self.groups[index];
+        group.downcast_mut().expect("the group at `index` is a G")
     }
 
     /// Keeps replay markers in `store` instead of the one the
@@ -211,7 +106,7 @@ impl Service {
     /// ```
     #[must_use]
     pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
-        self.replay_store = Some(store);
+        self.group::<StreamingEntrypoints>().replay_store(store);
         self
     }
 
@@ -232,7 +127,7 @@ impl Service {
     /// Adds a shared dependency already in an `Arc`.
     #[must_use]
     pub fn dependency_arc<T: Send + Sync + 'static>(mut self, dependency: Arc<T>) -> Self {
-        self.dependencies.insert(TypeId::of::<T>(), dependency);
+        self.dependencies.insert(dependency);
         self
     }
 
@@ -257,19 +152,8 @@ impl Service {
         H: Handler<Args>,
         E: Into<Entrypoint>,
     {
-        let name = std::any::type_name::<H>().to_string();
-        let function = function_name::<H>();
-        let boxed = boxed(handler);
-        for entrypoint in entrypoints {
-            let entrypoint: Entrypoint = entrypoint.into();
-            let method_name = function.unwrap_or(entrypoint.kind()).to_owned();
-            self.routes.push(Route {
-                entrypoint,
-                handler: boxed.clone(),
-                handler_name: name.clone(),
-                method_name,
-            });
-        }
+        self.group::<StreamingEntrypoints>()
+            .add(handler, entrypoints.into_iter().map(Into::into));
         self
     }
 
@@ -295,7 +179,8 @@ impl Service {
         F: Fn(RpcCall, Vec<Value>, Map<String, Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        self.nameko.add_rpc(name.into(), Some(signature), handler);
+        self.group::<NamekoEntrypoints>()
+            .add_rpc(name.into(), Some(signature), handler);
         self
     }
 
@@ -306,7 +191,8 @@ impl Service {
         F: Fn(RpcCall, Vec<Value>, Map<String, Value>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, RpcError>> + Send + 'static,
     {
-        self.nameko.add_rpc(name.into(), None, handler);
+        self.group::<NamekoEntrypoints>()
+            .add_rpc(name.into(), None, handler);
         self
     }
 
@@ -341,7 +227,7 @@ impl Service {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoHandlerResult + 'static,
     {
-        self.nameko.add_event_handler(
+        self.group::<NamekoEntrypoints>().add_event_handler(
             source_service.into(),
             event_type.into(),
             handler_type,
@@ -356,97 +242,79 @@ impl Service {
     /// methods or event handlers have one anyway.
     #[must_use]
     pub fn event_dispatcher(mut self) -> Self {
-        self.dispatcher = true;
+        // The Nameko group connects and provides the dispatcher, with or
+        // without entrypoints.
+        self.group::<NamekoEntrypoints>();
         self
     }
 
-    /// Adds another kind of entrypoints (AMQP RPC, events, …).
+    /// Adds a group of entrypoints of another kind (see
+    /// [`runtime`](crate::runtime) for an example).
     #[must_use]
     pub fn entrypoints(mut self, entrypoints: impl Entrypoints) -> Self {
-        self.entrypoints.push(Box::new(entrypoints));
+        self.groups.push(Box::new(entrypoints));
         self
     }
 
-    /// Starts the service: logs in (REST and streaming share one session),
+    /// Starts the service: each entrypoint group, in the order added,
+    /// provides what it shares (the Salesforce session: logs in, REST and
+    /// streaming share it; Nameko: connects to `AMQP_URI`); the metrics
+    /// server starts; then each group starts (Salesforce streaming:
     /// declares every PushTopic, opens the replay store, connects,
-    /// subscribes every channel once, starts the metrics server; returns
-    /// once everything is running.
+    /// subscribes every channel once). Returns once everything is running.
     ///
     /// # Errors
     ///
     /// The first step that failed, naming the entrypoint for a failed
     /// declaration; nothing is left running.
-    pub async fn start(self) -> Result<RunningService, ServiceError> {
+    pub async fn start(mut self) -> Result<RunningService, ServiceError> {
+        if self.config.salesforce.is_some() {
+            // A SALESFORCE section gives every service the REST client
+            // (RPC methods take it too): the streaming group logs in,
+            // handlers or not.
+            self.group::<StreamingEntrypoints>();
+        }
         let Service {
             name,
             config,
             dependencies,
-            routes,
-            mut entrypoints,
-            replay_store,
-            nameko,
-            dispatcher,
+            mut groups,
         } = self;
         let config = Arc::new(config);
         let metrics = Arc::new(ServiceMetrics::new(&name));
         let shutdown = Shutdown::new();
 
-        if !routes.is_empty() && config.salesforce.is_none() {
-            return Err(ServiceError::NoSalesforceConfig);
-        }
-        let salesforce = match &config.salesforce {
-            Some(section) => {
-                let authenticator = authenticator(section);
-                authenticator.login().await.map_err(ServiceError::Login)?;
-                tracing::info!(service = %name, flow = authenticator.credentials().flow(), "logged in to Salesforce");
-                Some(SalesforceClient::new(authenticator))
+        let mut builder = ContextBuilder::new(
+            name.clone(),
+            config.clone(),
+            dependencies,
+            metrics.clone(),
+            shutdown.clone(),
+        );
+        for group in &mut groups {
+            if let Err(error) = group.provide(&mut builder).await {
+                builder.close().await;
+                return Err(error);
             }
-            None => None,
-        };
+        }
 
         let metrics_addr = match config.metrics_port {
-            Some(port) => Some(
-                serve(metrics.clone(), port, shutdown.signal())
-                    .await
-                    .map_err(|source| ServiceError::Metrics { port, source })?,
-            ),
+            Some(port) => match serve(metrics, port, shutdown.signal()).await {
+                Ok(addr) => Some(addr),
+                Err(source) => {
+                    builder.close().await;
+                    return Err(ServiceError::Metrics { port, source });
+                }
+            },
             None => None,
         };
         if let Some(addr) = metrics_addr {
             tracing::info!(%addr, "serving /metrics and /health");
         }
+        let (context, provided) = builder.build();
 
-        let nameko_shared = if dispatcher || !nameko.is_empty() {
-            match NamekoShared::connect(&name, config.amqp_uri.as_deref()).await {
-                Ok(shared) => Some(shared),
-                Err(error) => {
-                    shutdown.trigger();
-                    return Err(error);
-                }
-            }
-        } else {
-            None
-        };
-        let context = ServiceContext {
-            inner: Arc::new(ContextInner {
-                name: name.clone(),
-                config: config.clone(),
-                dependencies,
-                salesforce,
-                metrics,
-                shutdown: shutdown.clone(),
-                nameko: nameko_shared.clone(),
-            }),
-        };
-
-        if !routes.is_empty() {
-            entrypoints.insert(0, Box::new(StreamingEntrypoints::new(routes, replay_store)));
-        }
-        if !nameko.is_empty() {
-            entrypoints.push(Box::new(nameko));
-        }
         let mut running: Vec<(String, RunningEntrypoints)> = Vec::new();
-        for group in entrypoints {
+        for group in groups {
             let describe = group.describe();
             match group.start(context.clone(), shutdown.signal()).await {
                 Ok(run) => running.push((describe, run)),
@@ -456,9 +324,7 @@ impl Service {
                     for (_, run) in running {
                         let _ = run.await;
                     }
-                    if let Some(shared) = &nameko_shared {
-                        shared.connection.close().await;
-                    }
+                    provided.close().await;
                     return Err(error);
                 }
             }
@@ -481,10 +347,7 @@ impl Service {
                     first_error.get_or_insert(error);
                 }
             }
-            if let Some(shared) = &nameko_shared {
-                shared.dispatcher.close().await;
-                shared.connection.close().await;
-            }
+            provided.close().await;
             tracing::info!(service = %service_name, "service stopped");
             match first_error {
                 Some(error) => Err(error),
@@ -524,12 +387,6 @@ impl Service {
         shutdown.trigger();
         running.stopped().await
     }
-}
-
-fn authenticator(section: &SalesforceConfig) -> Authenticator {
-    Authenticator::new(section.credentials.clone())
-        .with_login_url(section.login_url.clone())
-        .with_api_version(section.api_version.clone())
 }
 
 /// A started service.
@@ -585,5 +442,27 @@ impl RunningService {
             Ok(result) => result,
             Err(error) => Err(ServiceError::Task(error.to_string())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::entrypoints::subscribe;
+
+    async fn nothing() {}
+
+    #[test]
+    fn each_kind_of_entrypoint_is_one_group_in_the_order_first_added() {
+        let service = Service::new("s")
+            .event_dispatcher()
+            .handler(nothing, [subscribe("/topic/A")])
+            .rpc_method("m", |_call, _args, _kwargs| async { Ok(Value::Null) })
+            .replay_store(Arc::new(sfstream_salesforce::replay::MemoryStore::new()))
+            .handler(nothing, [subscribe("/topic/B")]);
+        let groups: Vec<String> = service.groups.iter().map(|g| g.describe()).collect();
+        assert_eq!(groups, ["Nameko", "Salesforce streaming"]);
     }
 }

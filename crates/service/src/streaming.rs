@@ -18,7 +18,9 @@ use parking_lot::Mutex;
 use sfstream_bayeux::{Backoff, ClientEvent};
 use sfstream_salesforce::replay::{MemoryStore, RedisStore, ReplayStore, channel_key, open_store};
 use sfstream_salesforce::rest::SalesforceClient;
-use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError};
+use sfstream_salesforce::{
+    Authenticator, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -26,21 +28,21 @@ use crate::config::{Config, OnFailure, ReplayStoreConfig, SalesforceConfig};
 use crate::delivery::{Ticket, Watermark};
 use crate::entrypoints::{Binding, Entrypoint};
 use crate::error::ServiceError;
-use crate::handler::{BoxedHandler, EventContext};
+use crate::handler::{BoxedHandler, EventContext, Handler, boxed, function_name};
 use crate::metrics::{ChannelState, ServiceMetrics};
-use crate::service::{Entrypoints, RunningEntrypoints, ServiceContext};
+use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
 
 /// The longest delay between retries.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// A handler bound to one entrypoint, as registered.
-pub(crate) struct Route {
-    pub(crate) entrypoint: Entrypoint,
-    pub(crate) handler: BoxedHandler,
-    pub(crate) handler_name: String,
+struct Route {
+    entrypoint: Entrypoint,
+    handler: BoxedHandler,
+    handler_name: String,
     /// The handler's method name in Nameko call ids.
-    pub(crate) method_name: String,
+    method_name: String,
 }
 
 /// A handler bound to a resolved entrypoint.
@@ -52,15 +54,39 @@ struct BoundHandler {
     method_name: Arc<str>,
 }
 
-/// Every Salesforce entrypoint of a service.
+/// Every Salesforce entrypoint of a service, and the Salesforce session
+/// (its REST client, an extension of the service's context) they share
+/// with every handler.
+#[derive(Default)]
 pub(crate) struct StreamingEntrypoints {
     routes: Vec<Route>,
     store: Option<Arc<dyn ReplayStore>>,
 }
 
 impl StreamingEntrypoints {
-    pub(crate) fn new(routes: Vec<Route>, store: Option<Arc<dyn ReplayStore>>) -> Self {
-        Self { routes, store }
+    /// Binds `handler` to `entrypoints`.
+    pub(crate) fn add<H: Handler<Args>, Args>(
+        &mut self,
+        handler: H,
+        entrypoints: impl IntoIterator<Item = Entrypoint>,
+    ) {
+        let name = std::any::type_name::<H>().to_string();
+        let function = function_name::<H>();
+        let boxed = boxed(handler);
+        for entrypoint in entrypoints {
+            let method_name = function.unwrap_or(entrypoint.kind()).to_owned();
+            self.routes.push(Route {
+                entrypoint,
+                handler: boxed.clone(),
+                handler_name: name.clone(),
+                method_name,
+            });
+        }
+    }
+
+    /// Keeps the replay markers in `store` instead of the configured one.
+    pub(crate) fn replay_store(&mut self, store: Arc<dyn ReplayStore>) {
+        self.store = Some(store);
     }
 }
 
@@ -69,13 +95,54 @@ impl Entrypoints for StreamingEntrypoints {
         "Salesforce streaming".into()
     }
 
+    fn provide<'a>(
+        &'a mut self,
+        context: &'a mut ContextBuilder,
+    ) -> BoxFuture<'a, Result<(), ServiceError>> {
+        Box::pin(async move {
+            if !self.routes.is_empty() && context.config().salesforce.is_none() {
+                return Err(ServiceError::NoSalesforceConfig);
+            }
+            provide_salesforce_client(context).await
+        })
+    }
+
     fn start(
         self: Box<Self>,
         context: ServiceContext,
         shutdown: ShutdownSignal,
     ) -> BoxFuture<'static, Result<RunningEntrypoints, ServiceError>> {
-        Box::pin(async move { start(self.routes, self.store, context, shutdown).await })
+        Box::pin(async move {
+            if self.routes.is_empty() {
+                // The session only (for the REST client): nothing streams.
+                let idle: RunningEntrypoints = Box::pin(async move {
+                    shutdown.wait().await;
+                    Ok(())
+                });
+                return Ok(idle);
+            }
+            start(self.routes, self.store, context, shutdown).await
+        })
     }
+}
+
+/// Logs in with the config's `SALESFORCE:` credentials, once per service:
+/// every group that talks to Salesforce shares the session, through the
+/// [`SalesforceClient`] extension. Nothing without a `SALESFORCE:` section.
+async fn provide_salesforce_client(context: &mut ContextBuilder) -> Result<(), ServiceError> {
+    if context.extension::<SalesforceClient>().is_some() {
+        return Ok(());
+    }
+    let Some(section) = &context.config().salesforce else {
+        return Ok(());
+    };
+    let authenticator = Authenticator::new(section.credentials.clone())
+        .with_login_url(section.login_url.clone())
+        .with_api_version(section.api_version.clone());
+    authenticator.login().await.map_err(ServiceError::Login)?;
+    tracing::info!(service = %context.name(), flow = authenticator.credentials().flow(), "logged in to Salesforce");
+    context.insert_extension(SalesforceClient::new(authenticator));
+    Ok(())
 }
 
 async fn start(
@@ -90,7 +157,7 @@ async fn start(
         .clone()
         .ok_or(ServiceError::NoSalesforceConfig)?;
     let client = context
-        .salesforce()
+        .extension::<SalesforceClient>()
         .cloned()
         .ok_or(ServiceError::NoSalesforceConfig)?;
 

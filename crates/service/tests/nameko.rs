@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{Connection, RpcCallError, RpcProxy};
 use sfstream_service::config::{Config, env_from};
-use sfstream_service::nameko::{HandlerType, NamekoEvent, RpcCall, RpcError, Signature};
+use sfstream_service::nameko::{Amqp, HandlerType, NamekoEvent, RpcCall, RpcError, Signature};
 use sfstream_service::{Service, ServiceError};
 
 const AMQP: &str = "pyamqp://guest:guest@127.0.0.1:5672";
@@ -125,7 +125,12 @@ async fn rpc_methods_and_event_handlers_run_in_the_service() {
     );
 
     // An event from outside, through the running service's own dispatcher.
-    let dispatcher = running.context().dispatcher().expect("dispatcher").clone();
+    let dispatcher = running
+        .context()
+        .extension::<Amqp>()
+        .expect("an AMQP connection")
+        .dispatcher()
+        .clone();
     dispatcher
         .dispatch("greeted", &json!({"name": "Bob"}))
         .await
@@ -195,8 +200,9 @@ async fn event_handlers_keep_the_configured_parent_calls_tracked() {
     );
     running
         .context()
+        .extension::<Amqp>()
+        .expect("an AMQP connection")
         .dispatcher()
-        .expect("dispatcher")
         .dispatch_with_data("deep", &json!({}), &data)
         .await
         .expect("dispatch");
@@ -244,4 +250,35 @@ async fn event_handlers_keep_the_configured_parent_calls_tracked() {
         }
         let _ = conn.close(200, "OK".into()).await;
     }
+}
+
+#[tokio::test]
+async fn a_service_with_only_an_event_dispatcher_keeps_its_connection_until_stopped() {
+    let name = unique("svc-dispatch-only");
+    let running = Service::new(&name)
+        .config(config(&format!(
+            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n"
+        )))
+        .event_dispatcher()
+        .start()
+        .await
+        .expect("starts");
+    // Long enough for a service that had nothing to run to have stopped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let amqp = running
+        .context()
+        .extension::<Amqp>()
+        .expect("an AMQP connection")
+        .clone();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        amqp.dispatcher().dispatch("ping", &json!({"n": 1})),
+    )
+    .await
+    .expect("within 10 s")
+    .expect("dispatched: the connection is open while the service runs");
+    tokio::time::timeout(Duration::from_secs(15), running.stop())
+        .await
+        .expect("stops within the shutdown timeout")
+        .expect("stops cleanly");
 }
