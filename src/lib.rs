@@ -1,2 +1,4 @@
 //! sfstream: real-time Salesforce integration.
+#![warn(missing_docs)]
+
 pub use sfstream_emulator as emulator;
