@@ -1,5 +1,6 @@
-//! Exponential backoff with full jitter and a cap, so that many clients
-//! failing together do not retry together (no handshake storm).
+//! Exponential backoff with jitter ("equal jitter": a random delay in the
+//! upper half of the step) and a cap, so that many clients failing together
+//! do not retry together (no handshake storm).
 
 use std::time::Duration;
 
