@@ -3,6 +3,7 @@
 //! PushTopic declarations.
 
 pub mod auth;
+pub mod defaults;
 mod http_error;
 pub mod replay;
 pub mod rest;
@@ -16,6 +17,4 @@ pub use streaming::{
     Delivery, FlushError, StreamEvent, StreamMessage, StreamMessages, StreamingClient,
     StreamingClientBuilder, StreamingError,
 };
-
-/// The API version used when none is configured.
-pub const DEFAULT_API_VERSION: &str = "62.0";
+pub use defaults::{DEFAULT_API_VERSION, DEFAULT_MAX_PENDING};

@@ -13,6 +13,7 @@
 mod credentials;
 mod error;
 mod jwt;
+mod login_parts;
 mod login_url;
 mod oauth;
 mod session;
@@ -20,6 +21,7 @@ mod soap;
 
 pub use credentials::Credentials;
 pub use error::AuthError;
+pub use login_parts::{CredentialsError, LoginPart, LoginParts};
 pub use login_url::LoginUrl;
 pub use session::Session;
 
