@@ -174,7 +174,10 @@ mod tests {
         .expect("parses");
         let shown = format!("{cli:?}");
         assert!(!shown.contains("-secret"), "{shown}");
-        assert_eq!(cli.login.password.as_ref().map(Secret::expose), Some("pw-secret"));
+        assert_eq!(
+            cli.login.password.as_ref().map(Secret::expose),
+            Some("pw-secret")
+        );
     }
 
     #[test]
@@ -184,6 +187,25 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "--instance-url is missing or empty (--access-token needs it)"
+        );
+    }
+    /// Both the CLI and the config refuse two flows' selectors (row 10 of
+    /// `docs/logins.md`); the CLI once picked client credentials.
+    #[test]
+    fn two_flows_are_refused() {
+        let cli = Cli::try_parse_from([
+            "sfstream",
+            "--client-credentials",
+            "--jwt-key-file=server.key",
+            "--username=u",
+            "--consumer-key=ck",
+            "--consumer-secret=cs",
+        ])
+        .expect("parses");
+        let err = cli.login.credentials().expect_err("two flows");
+        assert_eq!(
+            err.to_string(),
+            "--jwt-key-file and --client-credentials select different logins: give only one"
         );
     }
 }

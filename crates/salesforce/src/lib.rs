@@ -11,10 +11,10 @@ mod secret;
 pub mod streaming;
 
 pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
+pub use defaults::{DEFAULT_API_VERSION, DEFAULT_MAX_PENDING};
 pub use rest::{RestError, SalesforceClient};
 pub use secret::Secret;
 pub use streaming::{
     Delivery, FlushError, StreamEvent, StreamMessage, StreamMessages, StreamingClient,
     StreamingClientBuilder, StreamingError,
 };
-pub use defaults::{DEFAULT_API_VERSION, DEFAULT_MAX_PENDING};

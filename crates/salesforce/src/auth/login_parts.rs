@@ -299,7 +299,8 @@ impl LoginParts {
             access_token.map(Selector::AccessToken),
             jwt_key_file.map(Selector::JwtKeyFile),
             refresh_token.map(Selector::RefreshToken),
-            self.client_credentials.then_some(Selector::ClientCredentials),
+            self.client_credentials
+                .then_some(Selector::ClientCredentials),
         ];
         let mut selectors = selectors.into_iter().flatten();
         let selector = selectors.next();
@@ -317,10 +318,9 @@ impl LoginParts {
         };
 
         let credentials = match selector {
-            Some(Selector::AccessToken(token)) => Credentials::access_token(
-                token,
-                need(instance_url, InstanceUrl, AccessToken)?,
-            ),
+            Some(Selector::AccessToken(token)) => {
+                Credentials::access_token(token, need(instance_url, InstanceUrl, AccessToken)?)
+            }
             Some(Selector::JwtKeyFile(path)) => {
                 let username = need(username, Username, JwtKeyFile)?;
                 let consumer_key = need(consumer_key.clone(), ConsumerKey, JwtKeyFile)?;
@@ -421,9 +421,21 @@ mod tests {
         let rows: &[(&str, &[LoginPart], Outcome)] = &[
             ("1", &[AccessToken, InstanceUrl], Flow("access_token")),
             ("2", &[AccessToken], Missing(InstanceUrl, AccessToken)),
-            ("3", &[JwtKeyFile, Username, ConsumerKey], Flow("jwt_bearer")),
-            ("4a", &[JwtKeyFile, ConsumerKey], Missing(Username, JwtKeyFile)),
-            ("4b", &[JwtKeyFile, Username], Missing(ConsumerKey, JwtKeyFile)),
+            (
+                "3",
+                &[JwtKeyFile, Username, ConsumerKey],
+                Flow("jwt_bearer"),
+            ),
+            (
+                "4a",
+                &[JwtKeyFile, ConsumerKey],
+                Missing(Username, JwtKeyFile),
+            ),
+            (
+                "4b",
+                &[JwtKeyFile, Username],
+                Missing(ConsumerKey, JwtKeyFile),
+            ),
             ("6a", &[RefreshToken, ConsumerKey], Flow("refresh_token")),
             (
                 "6b",
@@ -453,7 +465,13 @@ mod tests {
             ),
             (
                 "10b",
-                &[JwtKeyFile, Username, ConsumerKey, ConsumerSecret, ClientCredentials],
+                &[
+                    JwtKeyFile,
+                    Username,
+                    ConsumerKey,
+                    ConsumerSecret,
+                    ClientCredentials,
+                ],
                 Conflict(JwtKeyFile, ClientCredentials),
             ),
             (
@@ -468,7 +486,13 @@ mod tests {
             ),
             (
                 "11",
-                &[Username, Password, SecurityToken, ConsumerKey, ConsumerSecret],
+                &[
+                    Username,
+                    Password,
+                    SecurityToken,
+                    ConsumerKey,
+                    ConsumerSecret,
+                ],
                 Flow("password"),
             ),
             ("12a", &[Username, Password, SecurityToken], Flow("soap")),
@@ -479,7 +503,11 @@ mod tests {
                 Missing(ConsumerSecret, ConsumerKey),
             ),
             ("14a", &[Username], Missing(Password, Username)),
-            ("14b", &[Password, SecurityToken], Missing(Username, Password)),
+            (
+                "14b",
+                &[Password, SecurityToken],
+                Missing(Username, Password),
+            ),
             (
                 "15a",
                 &[Username, Password, ConsumerSecret],
@@ -508,7 +536,13 @@ mod tests {
             ),
             (
                 "16d",
-                &[ClientCredentials, Username, Password, ConsumerKey, ConsumerSecret],
+                &[
+                    ClientCredentials,
+                    Username,
+                    Password,
+                    ConsumerKey,
+                    ConsumerSecret,
+                ],
                 Flow("client_credentials"),
             ),
             ("17a", &[], NoLogin),
@@ -516,7 +550,11 @@ mod tests {
         ];
         for (row, given, expected) in rows {
             let parts = with(LoginParts::default(), given, &key);
-            assert_eq!(&outcome(parts.credentials()), expected, "row {row}: {given:?}");
+            assert_eq!(
+                &outcome(parts.credentials()),
+                expected,
+                "row {row}: {given:?}"
+            );
         }
 
         // Row 5: an unreadable key file.
@@ -613,14 +651,20 @@ mod tests {
 
         let none = LoginParts::default().credentials().expect_err("nothing");
         assert_eq!(none.part(), None);
-        assert!(none.describe(option).starts_with("no login given: give --username and --password"));
+        assert!(
+            none.describe(option)
+                .starts_with("no login given: give --username and --password")
+        );
         let conflict = LoginParts {
             refresh_token: Some(Secret::new("rt")),
             client_credentials: true,
             ..LoginParts::default()
         };
         assert_eq!(
-            conflict.credentials().expect_err("two flows").describe(option),
+            conflict
+                .credentials()
+                .expect_err("two flows")
+                .describe(option),
             "--refresh-token and --client-credentials select different logins: give only one"
         );
     }
