@@ -288,9 +288,12 @@ impl LoginParts {
         let consumer_key = text(self.consumer_key);
         let consumer_secret = secret(self.consumer_secret);
         let refresh_token = secret(self.refresh_token);
-        let jwt_key_file = self
-            .jwt_key_file
-            .filter(|path| !path.as_os_str().to_string_lossy().trim().is_empty());
+        let jwt_key_file = self.jwt_key_file.and_then(|path| match path.to_str() {
+            Some(text) => Some(text.trim())
+                .filter(|t| !t.is_empty())
+                .map(PathBuf::from),
+            None => Some(path),
+        });
         let access_token = secret(self.access_token);
         let instance_url = text(self.instance_url);
 
@@ -418,133 +421,36 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let key = dir.path().join("server.key");
         std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").expect("write");
+        #[rustfmt::skip]
         let rows: &[(&str, &[LoginPart], Outcome)] = &[
             ("1", &[AccessToken, InstanceUrl], Flow("access_token")),
             ("2", &[AccessToken], Missing(InstanceUrl, AccessToken)),
-            (
-                "3",
-                &[JwtKeyFile, Username, ConsumerKey],
-                Flow("jwt_bearer"),
-            ),
-            (
-                "4a",
-                &[JwtKeyFile, ConsumerKey],
-                Missing(Username, JwtKeyFile),
-            ),
-            (
-                "4b",
-                &[JwtKeyFile, Username],
-                Missing(ConsumerKey, JwtKeyFile),
-            ),
+            ("3", &[JwtKeyFile, Username, ConsumerKey], Flow("jwt_bearer")),
+            ("4a", &[JwtKeyFile, ConsumerKey], Missing(Username, JwtKeyFile)),
+            ("4b", &[JwtKeyFile, Username], Missing(ConsumerKey, JwtKeyFile)),
             ("6a", &[RefreshToken, ConsumerKey], Flow("refresh_token")),
-            (
-                "6b",
-                &[RefreshToken, ConsumerKey, ConsumerSecret],
-                Flow("refresh_token"),
-            ),
+            ("6b", &[RefreshToken, ConsumerKey, ConsumerSecret], Flow("refresh_token")),
             ("7", &[RefreshToken], Missing(ConsumerKey, RefreshToken)),
-            (
-                "8",
-                &[ClientCredentials, ConsumerKey, ConsumerSecret],
-                Flow("client_credentials"),
-            ),
-            (
-                "9a",
-                &[ClientCredentials, ConsumerSecret],
-                Missing(ConsumerKey, ClientCredentials),
-            ),
-            (
-                "9b",
-                &[ClientCredentials, ConsumerKey],
-                Missing(ConsumerSecret, ClientCredentials),
-            ),
-            (
-                "10a",
-                &[AccessToken, InstanceUrl, RefreshToken, ConsumerKey],
-                Conflict(AccessToken, RefreshToken),
-            ),
-            (
-                "10b",
-                &[
-                    JwtKeyFile,
-                    Username,
-                    ConsumerKey,
-                    ConsumerSecret,
-                    ClientCredentials,
-                ],
-                Conflict(JwtKeyFile, ClientCredentials),
-            ),
-            (
-                "10c",
-                &[RefreshToken, ClientCredentials, ConsumerKey, ConsumerSecret],
-                Conflict(RefreshToken, ClientCredentials),
-            ),
-            (
-                "10d",
-                &[AccessToken, JwtKeyFile, InstanceUrl, Username, ConsumerKey],
-                Conflict(AccessToken, JwtKeyFile),
-            ),
-            (
-                "11",
-                &[
-                    Username,
-                    Password,
-                    SecurityToken,
-                    ConsumerKey,
-                    ConsumerSecret,
-                ],
-                Flow("password"),
-            ),
+            ("8", &[ClientCredentials, ConsumerKey, ConsumerSecret], Flow("client_credentials")),
+            ("9a", &[ClientCredentials, ConsumerSecret], Missing(ConsumerKey, ClientCredentials)),
+            ("9b", &[ClientCredentials, ConsumerKey], Missing(ConsumerSecret, ClientCredentials)),
+            ("10a", &[AccessToken, InstanceUrl, RefreshToken, ConsumerKey], Conflict(AccessToken, RefreshToken)),
+            ("10b", &[JwtKeyFile, Username, ConsumerKey, ConsumerSecret, ClientCredentials], Conflict(JwtKeyFile, ClientCredentials)),
+            ("10c", &[RefreshToken, ClientCredentials, ConsumerKey, ConsumerSecret], Conflict(RefreshToken, ClientCredentials)),
+            ("10d", &[AccessToken, JwtKeyFile, InstanceUrl, Username, ConsumerKey], Conflict(AccessToken, JwtKeyFile)),
+            ("11", &[Username, Password, SecurityToken, ConsumerKey, ConsumerSecret], Flow("password")),
             ("12a", &[Username, Password, SecurityToken], Flow("soap")),
             ("12b", &[Username, Password], Flow("soap")),
-            (
-                "13",
-                &[Username, Password, ConsumerKey],
-                Missing(ConsumerSecret, ConsumerKey),
-            ),
+            ("13", &[Username, Password, ConsumerKey], Missing(ConsumerSecret, ConsumerKey)),
             ("14a", &[Username], Missing(Password, Username)),
-            (
-                "14b",
-                &[Password, SecurityToken],
-                Missing(Username, Password),
-            ),
-            (
-                "15a",
-                &[Username, Password, ConsumerSecret],
-                Missing(ConsumerKey, ConsumerSecret),
-            ),
-            (
-                "15b",
-                &[AccessToken, InstanceUrl, ConsumerSecret],
-                Missing(ConsumerKey, ConsumerSecret),
-            ),
+            ("14b", &[Password, SecurityToken], Missing(Username, Password)),
+            ("15a", &[Username, Password, ConsumerSecret], Missing(ConsumerKey, ConsumerSecret)),
+            ("15b", &[AccessToken, InstanceUrl, ConsumerSecret], Missing(ConsumerKey, ConsumerSecret)),
             ("15c", &[ConsumerSecret], NoLogin),
-            (
-                "16a",
-                &[AccessToken, InstanceUrl, Username, Password],
-                Flow("access_token"),
-            ),
-            (
-                "16b",
-                &[JwtKeyFile, Username, Password, ConsumerKey, ConsumerSecret],
-                Flow("jwt_bearer"),
-            ),
-            (
-                "16c",
-                &[RefreshToken, Username, Password, ConsumerKey],
-                Flow("refresh_token"),
-            ),
-            (
-                "16d",
-                &[
-                    ClientCredentials,
-                    Username,
-                    Password,
-                    ConsumerKey,
-                    ConsumerSecret,
-                ],
-                Flow("client_credentials"),
-            ),
+            ("16a", &[AccessToken, InstanceUrl, Username, Password], Flow("access_token")),
+            ("16b", &[JwtKeyFile, Username, Password, ConsumerKey, ConsumerSecret], Flow("jwt_bearer")),
+            ("16c", &[RefreshToken, Username, Password, ConsumerKey], Flow("refresh_token")),
+            ("16d", &[ClientCredentials, Username, Password, ConsumerKey, ConsumerSecret], Flow("client_credentials")),
             ("17a", &[], NoLogin),
             ("17b", &[SecurityToken, ConsumerKey, InstanceUrl], NoLogin),
         ];
@@ -606,7 +512,8 @@ mod tests {
         let parts = LoginParts {
             username: Some("u".into()),
             consumer_key: Some("ck".into()),
-            jwt_key_file: Some(key),
+            // Trimmed, as every value.
+            jwt_key_file: Some(PathBuf::from(format!(" {}\n", key.display()))),
             ..LoginParts::default()
         };
         assert_eq!(

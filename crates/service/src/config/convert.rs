@@ -8,14 +8,23 @@ use sfstream_salesforce::auth::{Credentials, LoginParts, parse_api_version};
 use sfstream_salesforce::replay::ReplayFrom;
 use sfstream_salesforce::{LoginUrl, Secret};
 
-use super::schema::{Raw, RawSalesforce};
+use super::schema::{Raw, RawSalesforce, Text};
 use super::{
     Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING,
     OnFailure, ReplayStoreConfig, SalesforceConfig,
 };
 
-fn nonempty(value: &Option<String>) -> Option<&str> {
-    value.as_deref().map(str::trim).filter(|s| !s.is_empty())
+/// A given text, trimmed; `None` when blank.
+fn nonempty(value: &Option<Text>) -> Option<&str> {
+    value
+        .as_ref()
+        .map(|text| text.0.trim())
+        .filter(|s| !s.is_empty())
+}
+
+/// A given secret, as is (the login policy trims and checks it).
+fn secret(value: Option<Text>) -> Option<Secret> {
+    value.map(|text| Secret::new(text.0))
 }
 
 fn seconds(key: &str, value: f64) -> Result<Duration, ConfigError> {
@@ -56,7 +65,7 @@ pub(super) fn build(raw: Raw, document: Value) -> Result<Config, ConfigError> {
         warnings,
     } = raw;
     let mut config = Config {
-        amqp_uri: top.amqp_uri.filter(|s| !s.trim().is_empty()),
+        amqp_uri: nonempty(&top.amqp_uri).map(str::to_string),
         raw: document,
         warnings,
         ..Config::default()
@@ -121,23 +130,17 @@ pub(super) fn build(raw: Raw, document: Value) -> Result<Config, ConfigError> {
 
 fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
     let key = |name: &str| format!("SALESFORCE.{name}");
-    let require = |value: &Option<String>, name: &str, why: &str| {
-        nonempty(value)
-            .map(str::to_string)
-            .ok_or_else(|| ConfigError::invalid(key(name), format!("missing or empty ({why})")))
-    };
-
     let credentials = LoginParts {
-        username: raw.username,
-        password: raw.password.map(Secret::new),
-        security_token: raw.security_token.map(Secret::new),
-        consumer_key: raw.consumer_key,
-        consumer_secret: raw.consumer_secret.map(Secret::new),
-        refresh_token: raw.refresh_token.map(Secret::new),
-        jwt_key_file: raw.jwt_key_file.map(PathBuf::from),
+        username: raw.username.map(String::from),
+        password: secret(raw.password),
+        security_token: secret(raw.security_token),
+        consumer_key: raw.consumer_key.map(String::from),
+        consumer_secret: secret(raw.consumer_secret),
+        refresh_token: secret(raw.refresh_token),
+        jwt_key_file: raw.jwt_key_file.map(|file| PathBuf::from(file.0)),
         client_credentials: raw.client_credentials == Some(true),
-        access_token: raw.access_token.map(Secret::new),
-        instance_url: raw.instance_url,
+        access_token: secret(raw.access_token),
+        instance_url: raw.instance_url.map(String::from),
     }
     .credentials()
     .map_err(|e| {
@@ -177,11 +180,12 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
             ));
         }
         (true, None) => {
-            let url = require(
-                &raw.pushtopic_replay_redis_uri,
-                "PUSHTOPIC_REPLAY_REDIS_URI",
-                "PUSHTOPIC_REPLAY_ENABLED is True",
-            )?;
+            let url = nonempty(&raw.pushtopic_replay_redis_uri).ok_or_else(|| {
+                ConfigError::invalid(
+                    key("PUSHTOPIC_REPLAY_REDIS_URI"),
+                    "missing or empty (PUSHTOPIC_REPLAY_ENABLED is True)",
+                )
+            })?;
             if raw.pushtopic_replay_ttl == Some(0) {
                 return Err(ConfigError::invalid(
                     key("PUSHTOPIC_REPLAY_TTL"),
@@ -189,7 +193,7 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
                 ));
             }
             ReplayStoreConfig::Redis {
-                url,
+                url: url.to_string(),
                 ttl: raw.pushtopic_replay_ttl.map(Duration::from_secs),
             }
         }

@@ -11,8 +11,8 @@ use super::ConfigError;
 /// The top level's own keys.
 #[derive(Deserialize)]
 pub(super) struct RawConfig {
-    #[serde(rename = "AMQP_URI", default, deserialize_with = "opt_string")]
-    pub amqp_uri: Option<String>,
+    #[serde(rename = "AMQP_URI", default)]
+    pub amqp_uri: Option<Text>,
     #[serde(default)]
     pub max_workers: Option<i64>,
     #[serde(rename = "SALESFORCE", default)]
@@ -26,8 +26,7 @@ pub(super) struct RawConfig {
 pub(super) struct RawOps {
     pub retries: Option<u32>,
     pub retry_delay: Option<f64>,
-    #[serde(deserialize_with = "opt_string")]
-    pub on_failure: Option<String>,
+    pub on_failure: Option<Text>,
     pub shutdown_timeout: Option<f64>,
     pub handler_timeout: Option<f64>,
     pub metrics_port: Option<u16>,
@@ -38,40 +37,25 @@ pub(super) struct RawOps {
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", default)]
 pub(super) struct RawSalesforce {
-    #[serde(deserialize_with = "opt_string")]
-    pub username: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub password: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub security_token: Option<String>,
+    pub username: Option<Text>,
+    pub password: Option<Text>,
+    pub security_token: Option<Text>,
     pub sandbox: Option<bool>,
-    #[serde(deserialize_with = "opt_string")]
-    pub api_version: Option<String>,
+    pub api_version: Option<Text>,
     pub pushtopic_replay_enabled: Option<bool>,
-    #[serde(deserialize_with = "opt_string")]
-    pub pushtopic_replay_redis_uri: Option<String>,
+    pub pushtopic_replay_redis_uri: Option<Text>,
     pub pushtopic_replay_ttl: Option<u64>,
-    #[serde(deserialize_with = "opt_string")]
-    pub login_url: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub consumer_key: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub consumer_secret: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub refresh_token: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub jwt_key_file: Option<String>,
+    pub login_url: Option<Text>,
+    pub consumer_key: Option<Text>,
+    pub consumer_secret: Option<Text>,
+    pub refresh_token: Option<Text>,
+    pub jwt_key_file: Option<Text>,
     pub client_credentials: Option<bool>,
-    #[serde(deserialize_with = "opt_string")]
-    pub access_token: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub instance_url: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub replay_store: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub default_replay: Option<String>,
-    #[serde(deserialize_with = "opt_string")]
-    pub replay_fallback: Option<String>,
+    pub access_token: Option<Text>,
+    pub instance_url: Option<Text>,
+    pub replay_store: Option<Text>,
+    pub default_replay: Option<Text>,
+    pub replay_fallback: Option<Text>,
     pub max_pending: Option<usize>,
     pub max_in_flight: Option<usize>,
 }
@@ -174,24 +158,31 @@ fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
     fields
 }
 
-/// A string, or a number or boolean written as its text (`API_VERSION:
-/// 37.0`, a numeric password); null is `None`.
-fn opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
-    let value = Option::<Value>::deserialize(deserializer)?;
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(Value::Bool(b)) => Ok(Some(if b { "True" } else { "False" }.to_string())),
-        Some(Value::Number(n)) => Ok(Some(number_text(&n))),
-        Some(Value::Mapping(_)) => Err(serde::de::Error::custom(
-            "expected a string, found a mapping",
-        )),
-        Some(Value::Sequence(_)) => Err(serde::de::Error::custom(
-            "expected a string, found a sequence",
-        )),
-        Some(Value::Tagged(_)) => Err(serde::de::Error::custom(
-            "expected a string, found a tagged value",
-        )),
+/// A string value: a string, or a number or boolean written as its text
+/// (`API_VERSION: 37.0`, a numeric password). As an `Option`, null is
+/// `None`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Text(pub String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let found =
+            |what: &str| serde::de::Error::custom(format!("expected a string, found {what}"));
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Ok(Text(s)),
+            Value::Bool(b) => Ok(Text(if b { "True" } else { "False" }.to_string())),
+            Value::Number(n) => Ok(Text(number_text(&n))),
+            Value::Null => Err(found("null")),
+            Value::Mapping(_) => Err(found("a mapping")),
+            Value::Sequence(_) => Err(found("a sequence")),
+            Value::Tagged(_) => Err(found("a tagged value")),
+        }
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> Self {
+        text.0
     }
 }
 
