@@ -17,7 +17,9 @@ use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use sfstream_bayeux::{ClientEvent, HandshakeReason};
 use sfstream_salesforce::replay::{ReplayFrom, open_store};
-use sfstream_salesforce::{Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError};
+use sfstream_salesforce::{
+    DEFAULT_MAX_PENDING, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
+};
 
 use super::login::LoginArgs;
 
@@ -71,7 +73,7 @@ pub struct ListenArgs {
     )]
     connection_timeout: u64,
     /// Most received events buffered before polling pauses.
-    #[arg(long, value_name = "N", default_value_t = 5_000)]
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PENDING)]
     max_pending: usize,
     /// No live status line on stderr, even on a terminal.
     #[arg(long)]

@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow, bail};
 use clap::Args;
+use sfstream_salesforce::auth::{CredentialsError, LoginPart, LoginParts};
 use sfstream_salesforce::{Authenticator, Credentials, DEFAULT_API_VERSION, LoginUrl, Secret};
 
 /// How to log in to Salesforce.
@@ -21,7 +22,7 @@ pub struct LoginArgs {
         value_name = "TOKEN",
         hide_env_values = true
     )]
-    pub access_token: Option<String>,
+    pub access_token: Option<Secret>,
     /// Login host [default: https://login.salesforce.com].
     #[arg(long, env = "SALESFORCE_LOGIN_URL", value_name = "URL")]
     pub login_url: Option<String>,
@@ -38,7 +39,7 @@ pub struct LoginArgs {
         value_name = "P",
         hide_env_values = true
     )]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Security token appended to the password.
     #[arg(
         long,
@@ -46,7 +47,7 @@ pub struct LoginArgs {
         value_name = "T",
         hide_env_values = true
     )]
-    pub security_token: Option<String>,
+    pub security_token: Option<Secret>,
     /// Connected app consumer key (OAuth client_id).
     #[arg(long, env = "SALESFORCE_CONSUMER_KEY", value_name = "K")]
     pub consumer_key: Option<String>,
@@ -57,7 +58,7 @@ pub struct LoginArgs {
         value_name = "S",
         hide_env_values = true
     )]
-    pub consumer_secret: Option<String>,
+    pub consumer_secret: Option<Secret>,
     /// Refresh token (refresh-token flow, with --consumer-key).
     #[arg(
         long,
@@ -65,7 +66,7 @@ pub struct LoginArgs {
         value_name = "T",
         hide_env_values = true
     )]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Option<Secret>,
     /// PEM private key of the JWT bearer flow (with --username and --consumer-key).
     #[arg(long, env = "SALESFORCE_JWT_KEY_FILE", value_name = "PEM")]
     pub jwt_key_file: Option<PathBuf>,
@@ -93,64 +94,27 @@ impl LoginArgs {
         }
     }
 
-    /// The credentials the options select, or which option is missing.
+    /// The credentials the options select (the policy and its table:
+    /// [`LoginParts::credentials`], `docs/logins.md`).
     fn credentials(&self) -> anyhow::Result<Credentials> {
-        let secret = |v: &Option<String>| v.as_deref().map(Secret::new);
-        let need = |v: &Option<String>, flag: &str, flow: &str| -> anyhow::Result<String> {
-            v.clone().with_context(|| format!("{flow} needs {flag}"))
+        let parts = LoginParts {
+            username: self.username.clone(),
+            password: self.password.clone(),
+            security_token: self.security_token.clone(),
+            consumer_key: self.consumer_key.clone(),
+            consumer_secret: self.consumer_secret.clone(),
+            refresh_token: self.refresh_token.clone(),
+            jwt_key_file: self.jwt_key_file.clone(),
+            client_credentials: self.client_credentials,
+            access_token: self.access_token.clone(),
+            instance_url: self.instance_url.clone(),
         };
-        if let Some(token) = &self.access_token {
-            let instance = need(&self.instance_url, "--instance-url", "--access-token")?;
-            return Ok(Credentials::access_token(Secret::new(token), instance));
-        }
-        if self.client_credentials {
-            let flow = "--client-credentials";
-            return Ok(Credentials::client_credentials(
-                need(&self.consumer_key, "--consumer-key", flow)?,
-                Secret::new(need(&self.consumer_secret, "--consumer-secret", flow)?),
-            ));
-        }
-        if let Some(path) = &self.jwt_key_file {
-            let flow = "--jwt-key-file";
-            let pem = std::fs::read_to_string(path)
-                .with_context(|| format!("--jwt-key-file {}", path.display()))?;
-            return Ok(Credentials::jwt_bearer(
-                need(&self.username, "--username", flow)?,
-                need(&self.consumer_key, "--consumer-key", flow)?,
-                Secret::new(pem),
-            ));
-        }
-        if let Some(refresh) = &self.refresh_token {
-            return Ok(Credentials::refresh_token(
-                need(&self.consumer_key, "--consumer-key", "--refresh-token")?,
-                secret(&self.consumer_secret),
-                Secret::new(refresh),
-            ));
-        }
-        let Some(username) = &self.username else {
-            bail!(
-                "no login given: use --username/--password (SOAP, or OAuth with --consumer-key/--consumer-secret), \
-                 --refresh-token, --jwt-key-file, --client-credentials or --access-token (or SALESFORCE_* variables)"
-            );
-        };
-        let password = need(&self.password, "--password", "--username")?;
-        match (&self.consumer_key, &self.consumer_secret) {
-            (Some(key), Some(consumer_secret)) => Ok(Credentials::password(
-                username,
-                Secret::new(password),
-                secret(&self.security_token),
-                key,
-                Secret::new(consumer_secret),
-            )),
-            (None, None) => Ok(Credentials::soap(
-                username,
-                Secret::new(password),
-                secret(&self.security_token),
-            )),
-            _ => bail!(
-                "the OAuth username-password flow needs both --consumer-key and --consumer-secret"
-            ),
-        }
+        parts.credentials().map_err(|e| match e {
+            CredentialsError::NoLogin => {
+                anyhow!("{} (or SALESFORCE_* variables)", e.describe(option))
+            }
+            e => anyhow!(e.describe(option)),
+        })
     }
 
     /// An authenticator for these options (checked, but not yet logged in).
@@ -161,5 +125,87 @@ impl LoginArgs {
             .allow_insecure_http(self.allow_insecure_http);
         authenticator.check()?;
         Ok(authenticator)
+    }
+}
+
+/// The CLI option of a login part: its name in lower case, `-` for `_`.
+fn option(part: LoginPart) -> String {
+    format!("--{}", part.key().to_ascii_lowercase().replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        login: LoginArgs,
+    }
+
+    #[test]
+    fn every_login_part_is_an_option() {
+        let command = Cli::command();
+        for part in LoginPart::ALL {
+            let long = option(part);
+            assert!(
+                command
+                    .get_arguments()
+                    .any(|arg| arg.get_long().is_some_and(|l| format!("--{l}") == long)),
+                "{long} is not an option"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_a_secret() {
+        let cli = Cli::try_parse_from([
+            "sfstream",
+            "--username=u",
+            "--password=pw-secret",
+            "--security-token=tk-secret",
+            "--consumer-key=ck",
+            "--consumer-secret=cs-secret",
+            "--refresh-token=rt-secret",
+            "--access-token=at-secret",
+        ])
+        .expect("parses");
+        let shown = format!("{cli:?}");
+        assert!(!shown.contains("-secret"), "{shown}");
+        assert_eq!(
+            cli.login.password.as_ref().map(Secret::expose),
+            Some("pw-secret")
+        );
+    }
+
+    #[test]
+    fn errors_name_the_options() {
+        let cli = Cli::try_parse_from(["sfstream", "--access-token=t"]).expect("parses");
+        let err = cli.login.credentials().expect_err("no instance URL");
+        assert_eq!(
+            err.to_string(),
+            "--instance-url is missing or empty (--access-token needs it)"
+        );
+    }
+    /// Both the CLI and the config refuse two flows' selectors (row 10 of
+    /// `docs/logins.md`); the CLI once picked client credentials.
+    #[test]
+    fn two_flows_are_refused() {
+        let cli = Cli::try_parse_from([
+            "sfstream",
+            "--client-credentials",
+            "--jwt-key-file=server.key",
+            "--username=u",
+            "--consumer-key=ck",
+            "--consumer-secret=cs",
+        ])
+        .expect("parses");
+        let err = cli.login.credentials().expect_err("two flows");
+        assert_eq!(
+            err.to_string(),
+            "--jwt-key-file and --client-credentials select different logins: give only one"
+        );
     }
 }

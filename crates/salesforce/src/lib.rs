@@ -64,6 +64,7 @@
 #![warn(missing_docs)]
 
 pub mod auth;
+pub mod defaults;
 mod http_error;
 pub mod replay;
 pub mod rest;
@@ -71,12 +72,10 @@ mod secret;
 pub mod streaming;
 
 pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
+pub use defaults::{DEFAULT_API_VERSION, DEFAULT_MAX_PENDING};
 pub use rest::{RestError, SalesforceClient};
 pub use secret::Secret;
 pub use streaming::{
     Delivery, FlushError, StreamEvent, StreamMessage, StreamMessages, StreamingClient,
     StreamingClientBuilder, StreamingError,
 };
-
-/// The API version used when none is configured.
-pub const DEFAULT_API_VERSION: &str = "62.0";

@@ -13,6 +13,7 @@
 mod credentials;
 mod error;
 mod jwt;
+mod login_parts;
 mod login_url;
 mod oauth;
 mod session;
@@ -20,6 +21,7 @@ mod soap;
 
 pub use credentials::Credentials;
 pub use error::AuthError;
+pub use login_parts::{CredentialsError, LoginPart, LoginParts};
 pub use login_url::LoginUrl;
 pub use session::Session;
 
@@ -161,10 +163,7 @@ impl Authenticator {
     /// Uses API version `version` (e.g. `"62.0"`; a leading `v` is
     /// dropped). It is checked when logging in.
     pub fn with_api_version(mut self, version: impl Into<String>) -> Self {
-        let version = version.into();
-        let version = version.trim();
-        let version = version.strip_prefix(['v', 'V']).unwrap_or(version);
-        self.config_mut().api_version = version.to_string();
+        self.config_mut().api_version = bare_api_version(&version.into()).to_string();
         self
     }
 
@@ -455,6 +454,31 @@ impl fmt::Debug for Authenticator {
             .field("jwt_audience", &config.jwt_audience)
             .finish_non_exhaustive()
     }
+}
+
+/// An API version as written (`62.0`, `v62.0`) without blanks or `v`.
+fn bare_api_version(version: &str) -> &str {
+    let version = version.trim();
+    version.strip_prefix(['v', 'V']).unwrap_or(version)
+}
+
+/// An API version as written (`62.0`, ` v62.0`), checked and bare
+/// (`62.0`), as [`Authenticator::with_api_version`] takes it.
+///
+/// ```
+/// use sfstream_salesforce::auth::parse_api_version;
+///
+/// assert_eq!(parse_api_version("v37.0").ok().as_deref(), Some("37.0"));
+/// assert!(parse_api_version("latest").is_err());
+/// ```
+///
+/// # Errors
+///
+/// [`AuthError::InvalidApiVersion`] when it is not like `62.0`.
+pub fn parse_api_version(version: &str) -> Result<String, AuthError> {
+    let version = bare_api_version(version);
+    check_api_version(version)?;
+    Ok(version.to_string())
 }
 
 /// Checks an API version such as `62.0`.

@@ -162,14 +162,16 @@ impl StreamingClientBuilder {
         self
     }
 
-    /// Most received events waiting to be consumed before polling pauses (default 1,000).
+    /// Most received events waiting to be consumed before polling pauses
+    /// (default [`DEFAULT_MAX_PENDING`](crate::DEFAULT_MAX_PENDING)).
     pub fn max_pending(mut self, max: usize) -> Self {
         self.max_pending = max;
         self
     }
 
     /// Give up when no connection could be re-established for this long
-    /// (`None`: retry forever). Default 10 minutes.
+    /// (`None`: retry forever). Default
+    /// [`DEFAULT_CONNECTION_TIMEOUT`](crate::defaults::DEFAULT_CONNECTION_TIMEOUT).
     pub fn connection_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.connection_timeout = timeout;
         self
@@ -354,8 +356,8 @@ impl StreamingClient {
             default_replay: ReplayFrom::New,
             fallback: None,
             delivery: Delivery::Automatic,
-            max_pending: 1_000,
-            connection_timeout: Some(Duration::from_secs(600)),
+            max_pending: crate::DEFAULT_MAX_PENDING,
+            connection_timeout: Some(crate::defaults::DEFAULT_CONNECTION_TIMEOUT),
             backoff: Backoff::default(),
             on_event: None,
         }

@@ -1,0 +1,278 @@
+//! Checking the raw keys and turning them into the public types.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_yaml_ng::Value;
+use sfstream_salesforce::auth::{Credentials, LoginParts, parse_api_version};
+use sfstream_salesforce::replay::ReplayFrom;
+use sfstream_salesforce::{LoginUrl, Secret};
+
+use super::schema::{Raw, RawSalesforce, Text};
+use super::{
+    Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING,
+    OnFailure, ReplayStoreConfig, SalesforceConfig,
+};
+
+/// A given text, trimmed; `None` when blank.
+fn nonempty(value: &Option<Text>) -> Option<&str> {
+    value
+        .as_ref()
+        .map(|text| text.0.trim())
+        .filter(|s| !s.is_empty())
+}
+
+/// A given secret, as is (the login policy trims and checks it).
+fn secret(value: Option<Text>) -> Option<Secret> {
+    value.map(|text| Secret::new(text.0))
+}
+
+fn seconds(key: &str, value: f64) -> Result<Duration, ConfigError> {
+    if (0.0..1e9).contains(&value) {
+        Ok(Duration::from_secs_f64(value))
+    } else {
+        Err(ConfigError::invalid(
+            key,
+            format!("{value} is not a number of seconds (0 or more)"),
+        ))
+    }
+}
+
+/// An operations key's value, `SALESFORCE:` winning over the top level,
+/// with the key path it came from.
+fn either<T>(section: Option<T>, top: Option<T>, name: &str) -> Option<(T, String)> {
+    match (section, top) {
+        (Some(value), _) => Some((value, format!("SALESFORCE.{name}"))),
+        (None, Some(value)) => Some((value, name.to_string())),
+        (None, None) => None,
+    }
+}
+
+/// A number of at least 1, or the default when not given.
+fn at_least_one(value: Option<usize>, key: &str, default: usize) -> Result<usize, ConfigError> {
+    match value {
+        Some(0) => Err(ConfigError::invalid(key, "must be at least 1")),
+        Some(n) => Ok(n),
+        None => Ok(default),
+    }
+}
+
+pub(super) fn build(raw: Raw, document: Value) -> Result<Config, ConfigError> {
+    let Raw {
+        config: top,
+        ops,
+        section_ops: section,
+        warnings,
+    } = raw;
+    let mut config = Config {
+        amqp_uri: nonempty(&top.amqp_uri).map(str::to_string),
+        raw: document,
+        warnings,
+        ..Config::default()
+    };
+    if let Some(workers) = top.max_workers {
+        if workers < 1 {
+            return Err(ConfigError::invalid(
+                "max_workers",
+                format!("{workers} must be at least 1"),
+            ));
+        }
+        config.max_workers = usize::try_from(workers).unwrap_or(usize::MAX);
+    }
+    if let Some((retries, _)) = either(section.retries, ops.retries, "RETRIES") {
+        config.retries = retries;
+    }
+    if let Some((delay, key)) = either(section.retry_delay, ops.retry_delay, "RETRY_DELAY") {
+        config.retry_delay = seconds(&key, delay)?;
+    }
+    if let Some((timeout, key)) = either(
+        section.shutdown_timeout,
+        ops.shutdown_timeout,
+        "SHUTDOWN_TIMEOUT",
+    ) {
+        config.shutdown_timeout = seconds(&key, timeout)?;
+    }
+    if let Some((timeout, key)) = either(
+        section.handler_timeout,
+        ops.handler_timeout,
+        "HANDLER_TIMEOUT",
+    ) {
+        // Zero would fail every call: a timeout is always in force.
+        if timeout <= 0.0 {
+            return Err(ConfigError::invalid(key, "must be more than 0 seconds"));
+        }
+        config.handler_timeout = seconds(&key, timeout)?;
+    }
+    config.metrics_port =
+        either(section.metrics_port, ops.metrics_port, "METRICS_PORT").map(|(port, _)| port);
+    let on_failure = either(
+        nonempty(&section.on_failure),
+        nonempty(&ops.on_failure),
+        "ON_FAILURE",
+    );
+    if let Some((value, key)) = on_failure {
+        config.on_failure = match value.to_ascii_lowercase().as_str() {
+            "stop" => OnFailure::Stop,
+            "skip" => OnFailure::Skip,
+            _ => {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("`{value}` is not one of stop, skip"),
+                ));
+            }
+        };
+    }
+    if let Some(section) = top.salesforce {
+        config.salesforce = Some(salesforce(section)?);
+    }
+    Ok(config)
+}
+
+fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
+    let key = |name: &str| format!("SALESFORCE.{name}");
+    let credentials = LoginParts {
+        username: raw.username.map(String::from),
+        password: secret(raw.password),
+        security_token: secret(raw.security_token),
+        consumer_key: raw.consumer_key.map(String::from),
+        consumer_secret: secret(raw.consumer_secret),
+        refresh_token: secret(raw.refresh_token),
+        jwt_key_file: raw.jwt_key_file.map(|file| PathBuf::from(file.0)),
+        client_credentials: raw.client_credentials == Some(true),
+        access_token: secret(raw.access_token),
+        instance_url: raw.instance_url.map(String::from),
+    }
+    .credentials()
+    .map_err(|e| {
+        let at = e
+            .part()
+            .map_or_else(|| "SALESFORCE".to_string(), |p| key(p.key()));
+        ConfigError::invalid(at, e.to_string())
+    })?;
+
+    let login_url = match (nonempty(&raw.login_url), raw.sandbox) {
+        (Some(url), _) => LoginUrl::parse(url)
+            .map_err(|e| ConfigError::invalid(key("LOGIN_URL"), e.to_string()))?,
+        (None, Some(true)) => LoginUrl::sandbox(),
+        (None, Some(false)) => LoginUrl::production(),
+        (None, None) if matches!(credentials, Credentials::AccessToken { .. }) => {
+            LoginUrl::production()
+        }
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                key("SANDBOX"),
+                "missing: set True (test.salesforce.com) or False (login.salesforce.com), or set LOGIN_URL",
+            ));
+        }
+    };
+
+    let api_version = parse_api_version(nonempty(&raw.api_version).unwrap_or(DEFAULT_API_VERSION))
+        .map_err(|e| ConfigError::invalid(key("API_VERSION"), e.to_string()))?;
+
+    let replay_store = match (
+        raw.pushtopic_replay_enabled.unwrap_or(false),
+        nonempty(&raw.replay_store),
+    ) {
+        (true, Some(_)) => {
+            return Err(ConfigError::invalid(
+                key("REPLAY_STORE"),
+                "give either REPLAY_STORE or PUSHTOPIC_REPLAY_ENABLED, not both",
+            ));
+        }
+        (true, None) => {
+            let url = nonempty(&raw.pushtopic_replay_redis_uri).ok_or_else(|| {
+                ConfigError::invalid(
+                    key("PUSHTOPIC_REPLAY_REDIS_URI"),
+                    "missing or empty (PUSHTOPIC_REPLAY_ENABLED is True)",
+                )
+            })?;
+            if raw.pushtopic_replay_ttl == Some(0) {
+                return Err(ConfigError::invalid(
+                    key("PUSHTOPIC_REPLAY_TTL"),
+                    "must be a positive number of seconds",
+                ));
+            }
+            ReplayStoreConfig::Redis {
+                url: url.to_string(),
+                ttl: raw.pushtopic_replay_ttl.map(Duration::from_secs),
+            }
+        }
+        (false, Some(uri)) => ReplayStoreConfig::Uri(uri.to_string()),
+        (false, None) => ReplayStoreConfig::Memory,
+    };
+
+    let default_replay = match nonempty(&raw.default_replay) {
+        Some(text) => text
+            .parse::<ReplayFrom>()
+            .map_err(|e| ConfigError::invalid(key("DEFAULT_REPLAY"), e.to_string()))?,
+        None => ReplayFrom::New,
+    };
+    let replay_fallback = match nonempty(&raw.replay_fallback) {
+        Some(text) => match text.parse::<ReplayFrom>() {
+            Ok(from @ (ReplayFrom::New | ReplayFrom::All)) => Some(from),
+            _ => {
+                return Err(ConfigError::invalid(
+                    key("REPLAY_FALLBACK"),
+                    format!("`{text}` is not one of NEW, ALL"),
+                ));
+            }
+        },
+        None => None,
+    };
+    let max_pending = at_least_one(raw.max_pending, &key("MAX_PENDING"), DEFAULT_MAX_PENDING)?;
+    let max_in_flight = at_least_one(
+        raw.max_in_flight,
+        &key("MAX_IN_FLIGHT"),
+        DEFAULT_MAX_IN_FLIGHT,
+    )?;
+    Ok(SalesforceConfig {
+        credentials,
+        login_url,
+        api_version,
+        replay_store,
+        default_replay,
+        replay_fallback,
+        max_pending,
+        max_in_flight,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// The config's `SALESFORCE:` keys go through the one login policy
+    /// (`docs/logins.md`); its errors name the config key.
+    #[test]
+    fn login_keys_follow_the_login_table() {
+        let error = |yaml: &str| Config::from_yaml_with_env(yaml, |_| None).expect_err("refused");
+        let base = "SALESFORCE:\n  SANDBOX: false\n  USERNAME: u\n  PASSWORD: p\n";
+        // Row 15: a consumer secret without its key no longer falls back to SOAP.
+        let err = error(&format!("{base}  CONSUMER_SECRET: cs-secret\n"));
+        assert_eq!(err.key(), Some("SALESFORCE.CONSUMER_KEY"), "{err}");
+        assert!(
+            err.to_string().contains("CONSUMER_SECRET needs it"),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("cs-secret"), "{err}");
+        // Row 10: two flows' selectors are refused, not ranked.
+        let err = error(&format!(
+            "{base}  CONSUMER_KEY: ck\n  REFRESH_TOKEN: rt\n  ACCESS_TOKEN: at\n  INSTANCE_URL: https://acme.my.salesforce.com\n"
+        ));
+        assert_eq!(err.key(), Some("SALESFORCE.REFRESH_TOKEN"), "{err}");
+        assert!(
+            err.to_string().contains("ACCESS_TOKEN and REFRESH_TOKEN"),
+            "{err}"
+        );
+        // Row 16: a selector wins over USERNAME/PASSWORD.
+        let config = Config::from_yaml_with_env(
+            &format!(
+                "{base}  CONSUMER_KEY: ck\n  CONSUMER_SECRET: cs\n  CLIENT_CREDENTIALS: True\n"
+            ),
+            |_| None,
+        )
+        .expect("config");
+        let flow = config.salesforce.as_ref().map(|s| s.credentials.flow());
+        assert_eq!(flow, Some("client_credentials"));
+    }
+}
