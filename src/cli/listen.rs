@@ -69,7 +69,7 @@ pub struct ListenArgs {
         long,
         env = "SALESFORCE_CONNECTION_TIMEOUT",
         value_name = "SECS",
-        default_value_t = 60
+        default_value_t = sfstream_salesforce::DEFAULT_CONNECTION_TIMEOUT.as_secs()
     )]
     connection_timeout: u64,
     /// Most received events buffered before polling pauses.

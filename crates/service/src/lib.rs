@@ -65,7 +65,7 @@
 //! any other (a handler that blocks its thread without awaiting cannot be
 //! cancelled: use `spawn_blocking`). Behind an unfinished event, later
 //! events finish but wait below the watermark; at most `MAX_IN_FLIGHT`
-//! (1000 by default) per channel. When a channel has that many, the taking
+//! ([`config::DEFAULT_MAX_IN_FLIGHT`] by default) per channel. When a channel has that many, the taking
 //! of events pauses (for every channel: they share one stream) until its
 //! oldest finishes; the streaming client then stops polling once
 //! `MAX_PENDING` events are buffered, and resumes where it stopped.
