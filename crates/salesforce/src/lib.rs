@@ -72,7 +72,7 @@ mod secret;
 pub mod streaming;
 
 pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
-pub use defaults::{DEFAULT_API_VERSION, DEFAULT_MAX_PENDING};
+pub use defaults::{DEFAULT_API_VERSION, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_MAX_PENDING};
 pub use rest::{RestError, SalesforceClient};
 pub use secret::Secret;
 pub use streaming::{
