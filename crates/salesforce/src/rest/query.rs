@@ -72,6 +72,18 @@ impl SalesforceClient {
         QueryPage::parse(self.json(&Call::get("query").query("q", soql)).await?)
     }
 
+    /// The `Id` of the first record of `soql`'s first page, if any (for
+    /// lookups by a unique field).
+    pub(crate) async fn first_id(&self, soql: &str) -> Result<Option<String>, RestError> {
+        let page = self.query_page(soql).await?;
+        Ok(page
+            .records
+            .first()
+            .and_then(|r| r.get("Id"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
     /// The page at `next_records_url` (from [`QueryPage::next_records_url`]).
     ///
     /// # Errors
