@@ -98,13 +98,10 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use futures::TryStreamExt;
     /// use sfstream_salesforce::rest::{SalesforceClient, format_soql};
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let soql = format_soql("SELECT Id, Name FROM RecordType WHERE SobjectType = {}", &[&"Contact"])?;
     /// let mut records = client.query(soql);

@@ -21,12 +21,9 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use sfstream_salesforce::rest::{DeclareOutcome, NotifyForFields, PushTopicSpec, SalesforceClient};
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let spec = PushTopicSpec::new("ContactNames", "SELECT Id, FirstName, LastName FROM Contact")
     ///     .notify_for_fields(NotifyForFields::Select);
@@ -132,12 +129,9 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use sfstream_salesforce::rest::{SalesforceClient, SobjectTopic};
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let topic = client
     ///     .declare_sobject_topic(&SobjectTopic::new("Contact").record_type("Student").extra_fields(["Email"]))
