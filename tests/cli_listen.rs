@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_testkit::emulator::{CONSUMER_SECRET, cli_password_env, create, push_topic};
+use sfstream_testkit::kill9::Victim;
+use sfstream_testkit::peers::bayeux_server;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 
@@ -18,52 +21,29 @@ async fn org() -> Emulator {
     let mut config = EmulatorConfig::for_tests();
     config.connect_hold = Duration::from_secs(1);
     let emulator = Emulator::start(config).await.expect("emulator");
-    let org = emulator.org();
-    let topic = json!({"Name": "ContactChanges", "Query": "SELECT Id, Name FROM Contact", "ApiVersion": 62.0});
-    org.create_record(
-        "PushTopic",
-        topic.as_object().cloned().unwrap_or_default(),
-        &org.user_id(),
-    )
-    .expect("topic");
+    push_topic(
+        &emulator,
+        "ContactChanges",
+        "SELECT Id, Name FROM Contact",
+        62.0,
+    );
     emulator
 }
 
 fn contacts(emulator: &Emulator, n: usize) {
-    let org = emulator.org();
     for i in 0..n {
-        let fields = json!({"LastName": format!("C{i}")});
-        org.create_record(
-            "Contact",
-            fields.as_object().cloned().unwrap_or_default(),
-            &org.user_id(),
-        )
-        .expect("contact");
+        create(emulator, "Contact", json!({"LastName": format!("C{i}")}));
     }
 }
 
-/// `sfstream listen` logging in to the emulator with the OAuth password flow (secrets from the environment).
+/// `sfstream listen` logging in to the emulator with the OAuth password flow (from the environment).
 fn listen(emulator: &Emulator, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .arg("listen")
-        .args([
-            "--login-url",
-            &emulator.url(),
-            "--username",
-            "emulator@example.com",
-        ])
-        .args([
-            "--consumer-key",
-            "emulator-consumer-key",
-            "--connection-timeout",
-            "10",
-            "--no-status",
-        ])
+        .args(["--connection-timeout", "10", "--no-status"])
         .args(args)
-        .env("SALESFORCE_PASSWORD", "password")
-        .env("SALESFORCE_SECURITY_TOKEN", "token")
-        .env("SALESFORCE_CONSUMER_SECRET", "emulator-consumer-secret")
+        .envs(cli_password_env(&emulator.url()))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -210,31 +190,31 @@ async fn killed_with_sigkill_and_restarted_it_loses_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = format!("file:{}", dir.path().join("m.redb").display());
     let mut seen = BTreeSet::new();
-    for kill_after in [300usize, 700, 1_200] {
-        let mut child = listen(
+    let spawn = || {
+        let mut command = listen(
             &emulator,
             &["--replay", "ALL", "--replay-store", &store, TOPIC],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-        let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        );
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        Victim::new(child)
+    };
+    for kill_after in [300usize, 700, 1_200] {
+        let mut victim = spawn();
         let mut read = 0;
         // Kill it mid-stream (or once it has caught up and gone quiet).
-        while read < kill_after {
-            let Ok(Ok(Some(line))) =
-                tokio::time::timeout(Duration::from_secs(3), out.next_line()).await
-            else {
-                break;
-            };
-            seen.insert(replay_id(&serde_json::from_str(&line).expect("json")));
-            read += 1;
-        }
-        child.start_kill().expect("SIGKILL");
-        let _ = child.wait().await;
+        victim
+            .read(Duration::from_secs(60), Duration::from_secs(3), |line| {
+                seen.insert(replay_id(&serde_json::from_str(line).expect("json")));
+                read += 1;
+                read < kill_after
+            })
+            .await;
         // Lines it wrote before dying count as delivered.
-        while let Ok(Some(line)) = out.next_line().await {
+        for line in victim.kill().await {
             if let Ok(value) = serde_json::from_str::<Value>(&line) {
                 seen.insert(replay_id(&value));
             }
@@ -243,24 +223,16 @@ async fn killed_with_sigkill_and_restarted_it_loses_nothing() {
     }
     let total = 2_000 + 3 * 100;
     // A last run catches up with everything not yet written.
-    let mut child = listen(
-        &emulator,
-        &["--replay", "ALL", "--replay-store", &store, TOPIC],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    while seen.len() < total {
-        match tokio::time::timeout(Duration::from_secs(10), out.next_line()).await {
-            Ok(Ok(Some(line))) => {
-                seen.insert(replay_id(&serde_json::from_str(&line).expect("json")));
-            }
-            _ => break,
-        }
+    let mut victim = spawn();
+    if seen.len() < total {
+        victim
+            .read(Duration::from_secs(120), Duration::from_secs(10), |line| {
+                seen.insert(replay_id(&serde_json::from_str(line).expect("json")));
+                seen.len() < total
+            })
+            .await;
     }
-    child.start_kill().expect("kill");
+    victim.kill().await;
     assert_eq!(seen.len(), total, "events lost across SIGKILLs");
 }
 
@@ -279,7 +251,7 @@ async fn fatal_errors_exit_non_zero_with_one_line_and_no_secret() {
     );
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(
-        !text.contains("not-the-password-123") && !text.contains("emulator-consumer-secret"),
+        !text.contains("not-the-password-123") && !text.contains(CONSUMER_SECRET),
         "{text}"
     );
 
@@ -401,32 +373,7 @@ async fn fatal_errors_exit_non_zero_with_one_line_and_no_secret() {
 /// Starts Faye (npm) with the project's peer script on `port` (0: free);
 /// returns the process and its Bayeux URL.
 async fn faye(port: u16) -> (tokio::process::Child, String) {
-    let modules = std::env::var_os("SFSTREAM_NODE_MODULES")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/node_modules")
-        });
-    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("crates/bayeux/tests/peers/faye_server.js");
-    let mut child = Command::new("node")
-        .arg(script)
-        .env("NODE_PATH", &modules)
-        .env("PORT", port.to_string())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let line = tokio::time::timeout(
-        Duration::from_secs(20),
-        BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .expect("faye starts")
-    .expect("read")
-    .expect("a line");
-    let url = line.strip_prefix("listening on ").expect("url").to_string();
-    (child, url)
+    bayeux_server("faye_server.js", "faye", port, &[]).await
 }
 
 async fn faye_publish(url: &str, channel: &str, start: u64, n: u64) {

@@ -1,21 +1,23 @@
-//! `sfstream rpc` against a Nameko RPC service on the real RabbitMQ.
+//! `sfstream rpc` against a Nameko RPC service on the real RabbitMQ (a
+//! virtual host of its own).
 
 use std::process::Output;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use sfstream_nameko::{Connection, RpcError, RpcServer, Signature};
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
-const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
-async fn rpc(args: &[&str]) -> Output {
+async fn rpc(vhost: &Vhost, args: &[&str]) -> Output {
     let mut command = Command::new(BIN);
     command
         .arg("rpc")
         .args(args)
-        .env("AMQP_URI", AMQP)
+        .env("AMQP_URI", vhost.amqp_uri())
         .kill_on_drop(true);
     tokio::time::timeout(Duration::from_secs(60), command.output())
         .await
@@ -25,8 +27,9 @@ async fn rpc(args: &[&str]) -> Output {
 
 #[tokio::test]
 async fn calls_a_nameko_service_and_reports_remote_errors() {
-    let name = format!("cli-rpc-{}", uuid::Uuid::new_v4().simple());
-    let connection = Connection::connect(AMQP)
+    let vhost = Vhost::create();
+    let name = unique("cli-rpc");
+    let connection = Connection::connect(&vhost.amqp_uri())
         .await
         .expect("RabbitMQ on 127.0.0.1:5672");
     let server = RpcServer::new(&name)
@@ -54,17 +57,17 @@ async fn calls_a_nameko_service_and_reports_remote_errors() {
         .await
         .expect("server");
 
-    let output = rpc(&[&name, "add", "[2, 3]"]).await;
+    let output = rpc(&vhost, &[&name, "add", "[2, 3]"]).await;
     assert!(
         output.status.success(),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "5");
-    let output = rpc(&[&name, "add", "--kwargs", r#"{"a": 1, "b": 41}"#]).await;
+    let output = rpc(&vhost, &[&name, "add", "--kwargs", r#"{"a": 1, "b": 41}"#]).await;
     assert_eq!(String::from_utf8_lossy(&output.stdout).trim(), "42");
 
-    let output = rpc(&[&name, "add", "[1, 2, 3]"]).await;
+    let output = rpc(&vhost, &[&name, "add", "[1, 2, 3]"]).await;
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -73,13 +76,13 @@ async fn calls_a_nameko_service_and_reports_remote_errors() {
         "{stderr}"
     );
 
-    let output = rpc(&[&name, "fail"]).await;
+    let output = rpc(&vhost, &[&name, "fail"]).await;
     assert!(String::from_utf8_lossy(&output.stderr).contains("ValueError: no can do"));
-    let output = rpc(&[&name, "nope"]).await;
+    let output = rpc(&vhost, &[&name, "nope"]).await;
     assert!(String::from_utf8_lossy(&output.stderr).contains("MethodNotFound"));
-    let output = rpc(&["no-such-service-xyz", "x"]).await;
+    let output = rpc(&vhost, &["no-such-service-xyz", "x"]).await;
     assert!(String::from_utf8_lossy(&output.stderr).contains("no service named"));
-    let output = rpc(&[&name, "add", "{not an array}"]).await;
+    let output = rpc(&vhost, &[&name, "add", "{not an array}"]).await;
     assert!(String::from_utf8_lossy(&output.stderr).contains("must be a JSON array"));
 
     server.shutdown(Duration::from_secs(5)).await;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_testkit::emulator::{CONSUMER_KEY, CONSUMER_SECRET, cli_soap_env, create};
 use tokio::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
@@ -21,10 +22,7 @@ fn sfstream(emulator: &Emulator, args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command
         .args(args)
-        .env("SALESFORCE_LOGIN_URL", emulator.url())
-        .env("SALESFORCE_USERNAME", "emulator@example.com")
-        .env("SALESFORCE_PASSWORD", "password")
-        .env("SALESFORCE_SECURITY_TOKEN", "token")
+        .envs(cli_soap_env(&emulator.url()))
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -186,15 +184,12 @@ async fn query_follows_pages_and_publish_reaches_channels() {
     let mut config = EmulatorConfig::for_tests();
     config.query_batch_size = 2;
     let emulator = Emulator::start(config).await.expect("emulator");
-    let org = emulator.org();
     for i in 0..5 {
-        let fields = json!({"LastName": format!("Q{i}"), "Company": "Acme"});
-        org.create_record(
+        create(
+            &emulator,
             "Lead",
-            fields.as_object().cloned().unwrap_or_default(),
-            &org.user_id(),
-        )
-        .expect("lead");
+            json!({"LastName": format!("Q{i}"), "Company": "Acme"}),
+        );
     }
     let output = run(sfstream(
         &emulator,
@@ -245,13 +240,11 @@ async fn query_follows_pages_and_publish_reaches_channels() {
         Some(1)
     );
 
-    let channel = json!({"Name": "/u/notifications"});
-    org.create_record(
+    create(
+        &emulator,
         "StreamingChannel",
-        channel.as_object().cloned().unwrap_or_default(),
-        &org.user_id(),
-    )
-    .expect("channel");
+        json!({"Name": "/u/notifications"}),
+    );
     let output = run(sfstream(
         &emulator,
         &["publish", "/u/notifications", "The build is green"],
@@ -314,8 +307,8 @@ async fn emulator_prints_its_url_first_and_serves_until_stopped() {
         .post(format!("{url}/services/oauth2/token"))
         .form(&[
             ("grant_type", "password"),
-            ("client_id", "emulator-consumer-key"),
-            ("client_secret", "emulator-consumer-secret"),
+            ("client_id", CONSUMER_KEY),
+            ("client_secret", CONSUMER_SECRET),
             ("username", "me@example.com"),
             ("password", "s3cret-passtoken"),
         ])

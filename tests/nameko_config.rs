@@ -2,7 +2,8 @@
 //! `nameko run --config`, a Python `ClusterRpcProxy` caller, the Rust
 //! service runtime, `sfstream run --config` and `sfstream rpc --config`,
 //! with the `AMQP_URI` form Nameko users write
-//! (`pyamqp://guest:guest@127.0.0.1:5672/`, trailing slash: vhost `/`).
+//! (`pyamqp://guest:guest@127.0.0.1:5672/<vhost>`; the test's own virtual
+//! host).
 //!
 //! A Python `@event_handler` reports the worker context of every event the
 //! Rust processes dispatch (from an RPC method, from a Nameko event handler,
@@ -10,7 +11,7 @@
 //! carries `nameko.call_id_stack` = the dispatching worker's call id appended
 //! to its incoming stack, capped like Nameko's (`parent_calls_tracked`).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -21,33 +22,15 @@ use sfstream_service::nameko::{
     Dispatcher, HandlerType, NamekoEvent, RpcCall, RpcError, Signature,
 };
 use sfstream_service::{Notification, Service, handle_sobject_notification};
+use sfstream_testkit::emulator::{create, service_settings};
+use sfstream_testkit::peers::python;
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
-/// Exactly as a Python Nameko user writes it.
-const AMQP_URI: &str = "pyamqp://guest:guest@127.0.0.1:5672/";
-
-fn python() -> PathBuf {
-    let path = match std::env::var_os("SFSTREAM_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-    };
-    assert!(
-        path.exists(),
-        "Python with Nameko not found at {} (set SFSTREAM_PYTHON)",
-        path.display()
-    );
-    path
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
 
 /// The Python service run by `nameko run`: reports the worker context of
 /// each event it handles as a JSON line on stdout.
@@ -263,28 +246,6 @@ fn assert_call_id(id: &str, service: &str, method: Option<&str>) {
     assert!(uuid::Uuid::parse_str(uuid).is_ok(), "{id}");
 }
 
-async fn delete_queues(names: &[String]) {
-    let Ok(conn) = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        for name in names {
-            let _ = channel
-                .queue_delete(
-                    name.as_str().into(),
-                    lapin::options::QueueDeleteOptions::default(),
-                )
-                .await;
-        }
-    }
-    let _ = conn.close(200, "OK".into()).await;
-}
-
 fn terminate(child: &Child) {
     if let Some(pid) = child.id() {
         let _ = std::process::Command::new("kill")
@@ -296,6 +257,7 @@ fn terminate(child: &Child) {
 
 #[tokio::test]
 async fn one_nameko_config_file_for_python_and_rust_services() {
+    let vhost = Vhost::create();
     let mut emulator_config = EmulatorConfig::for_tests();
     emulator_config.connect_hold = Duration::from_secs(1);
     let org = Emulator::start(emulator_config).await.expect("emulator");
@@ -308,8 +270,9 @@ async fn one_nameko_config_file_for_python_and_rust_services() {
     std::fs::write(
         &path,
         format!(
-            "AMQP_URI: {AMQP_URI}\nSHUTDOWN_TIMEOUT: 5\nSERVICE_NAME: {proxy}\nPROXY:\n  - sobject: Lead\n    exclude_current_user: false\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n",
-            org.url()
+            "AMQP_URI: {}\nSHUTDOWN_TIMEOUT: 5\nSERVICE_NAME: {proxy}\nPROXY:\n  - sobject: Lead\n    exclude_current_user: false\nSALESFORCE:\n{}",
+            vhost.pyamqp_uri(),
+            service_settings(&org.url())
         ),
     )
     .expect("write config");
@@ -326,11 +289,6 @@ async fn one_nameko_config_file_for_python_and_rust_services() {
         PY_CALLER.replace("__RUST__", &rust),
     )
     .expect("write caller");
-    let queues = vec![
-        format!("rpc-{rust}"),
-        format!("rpc-{py}"),
-        format!("evt-{py}-py_event--{rust}.on_py_event"),
-    ];
 
     // The Rust service runtime, configured by the file.
     let running = Service::new(&rust)
@@ -466,27 +424,12 @@ async fn one_nameko_config_file_for_python_and_rust_services() {
 
     // Salesforce notifications: the Rust handler's and the proxy's events
     // carry their worker's call id.
-    let o = org.org();
-    let contact = o
-        .create_record(
-            "Contact",
-            json!({"LastName": "Streamed"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &o.user_id(),
-        )
-        .expect("create contact");
-    let lead = o
-        .create_record(
-            "Lead",
-            json!({"LastName": "Proxied", "Company": "Acme"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &o.user_id(),
-        )
-        .expect("create lead");
+    let contact = create(&org, "Contact", json!({"LastName": "Streamed"}));
+    let lead = create(
+        &org,
+        "Lead",
+        json!({"LastName": "Proxied", "Company": "Acme"}),
+    );
     let got = report(&mut reports, &mut seen, "from_salesforce", |p| {
         p["Id"] == contact.record["Id"]
     })
@@ -514,5 +457,4 @@ async fn one_nameko_config_file_for_python_and_rust_services() {
         .stop()
         .await
         .expect("the Rust service stops cleanly");
-    delete_queues(&queues).await;
 }

@@ -1,7 +1,8 @@
 //! The Quick Start against the real Python Nameko 2.14.1 on RabbitMQ and
 //! the in-process emulator: `examples/quickstart.rs` serving RPC and
 //! proxying Salesforce notifications to Nameko events, and
-//! `sfstream run --config` proxying without code.
+//! `sfstream run --config` proxying without code. Each test has a RabbitMQ
+//! virtual host of its own.
 
 #[allow(dead_code)]
 #[path = "../examples/quickstart.rs"]
@@ -15,32 +16,15 @@ use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_nameko::{Connection, EventHandler, HandlerError};
 use sfstream_service::config::{Config, env_from};
+use sfstream_testkit::emulator::{create, service_settings};
+use sfstream_testkit::peers::python;
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
-const AMQP: &str = "pyamqp://guest:guest@127.0.0.1:5672";
-
-fn python() -> PathBuf {
-    let path = match std::env::var_os("SFSTREAM_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"),
-    };
-    assert!(
-        path.exists(),
-        "Python with Nameko not found at {} (set SFSTREAM_PYTHON)",
-        path.display()
-    );
-    path
-}
-
-fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
 
 async fn emulator() -> Emulator {
     let mut config = EmulatorConfig::for_tests();
@@ -48,10 +32,11 @@ async fn emulator() -> Emulator {
     Emulator::start(config).await.expect("emulator")
 }
 
-fn yaml(emulator: &Emulator, extra: &str) -> String {
+fn yaml(vhost: &Vhost, emulator: &Emulator, extra: &str) -> String {
     format!(
-        "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n{extra}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n",
-        emulator.url()
+        "AMQP_URI: '{}'\nSHUTDOWN_TIMEOUT: 5\n{extra}\nSALESFORCE:\n{}",
+        vhost.pyamqp_uri(),
+        service_settings(&emulator.url())
     )
 }
 
@@ -78,16 +63,17 @@ async fn next(lines: &mut mpsc::UnboundedReceiver<Value>, secs: u64) -> Value {
 
 #[tokio::test]
 async fn python_calls_the_rust_quickstart_and_receives_its_events() {
+    let vhost = Vhost::create();
     let org = emulator().await;
-    let config =
-        Config::from_yaml_with_env(&yaml(&org, ""), env_from::<&str, &str>([])).expect("config");
+    let config = Config::from_yaml_with_env(&yaml(&vhost, &org, ""), env_from::<&str, &str>([]))
+        .expect("config");
     let running = quickstart::quickstart_service(config)
         .start()
         .await
         .expect("the quickstart service starts");
 
     let listener = unique("quickstart-listener");
-    let spec = json!({"amqp_uri": AMQP, "name": listener, "lifetime": 90});
+    let spec = json!({"amqp_uri": vhost.pyamqp_uri(), "name": listener, "lifetime": 90});
     let mut child = Command::new(python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/quickstart_peer.py"))
         .arg(spec.to_string())
@@ -141,6 +127,7 @@ async fn python_calls_the_rust_quickstart_and_receives_its_events() {
 
 #[tokio::test]
 async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
+    let vhost = Vhost::create();
     let org = emulator().await;
     let service = unique("proxy");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -148,9 +135,11 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
     let extra = format!(
         "SERVICE_NAME: {service}\nPROXY:\n  - sobject: Contact\n    exclude_current_user: false\n  - sobject: Lead\n    exclude_current_user: false\n    event: 'crm_{{sobject}}_{{type}}'\n"
     );
-    std::fs::write(&path, yaml(&org, &extra)).expect("write config");
+    std::fs::write(&path, yaml(&vhost, &org, &extra)).expect("write config");
 
-    let connection = Connection::connect(AMQP).await.expect("RabbitMQ");
+    let connection = Connection::connect(&vhost.pyamqp_uri())
+        .await
+        .expect("RabbitMQ");
     let (tx, mut rx) = mpsc::unbounded_channel::<(String, Value)>();
     let mut handles = Vec::new();
     for event_type in ["salesforce_contact_created", "crm_lead_created"] {
@@ -196,27 +185,8 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
     .await
     .expect("sfstream run starts");
 
-    let o = org.org();
-    let contact = o
-        .create_record(
-            "Contact",
-            json!({"LastName": "Proxied"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &o.user_id(),
-        )
-        .expect("create contact");
-    let lead = o
-        .create_record(
-            "Lead",
-            json!({"LastName": "Lead", "Company": "Acme"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &o.user_id(),
-        )
-        .expect("create lead");
+    let contact = create(&org, "Contact", json!({"LastName": "Proxied"}));
+    let lead = create(&org, "Lead", json!({"LastName": "Lead", "Company": "Acme"}));
     let mut got = Vec::new();
     while got.len() < 2 {
         let item = tokio::time::timeout(Duration::from_secs(30), rx.recv())

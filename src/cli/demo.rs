@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use futures::StreamExt;
 use serde_json::json;
+use sfstream_emulator::config::defaults;
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::replay::{FileStore, ReplayFrom, ReplayStore};
 use sfstream_salesforce::rest::SobjectTopic;
@@ -52,11 +53,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     eprintln!("● emulated Salesforce org on {}", emulator.url());
 
     let login = Authenticator::new(Credentials::password(
-        "emulator@example.com",
-        Secret::new("password"),
-        Some(Secret::new("token")),
-        "emulator-consumer-key",
-        Secret::new("emulator-consumer-secret"),
+        defaults::USERNAME,
+        Secret::new(defaults::PASSWORD),
+        Some(Secret::new(defaults::SECURITY_TOKEN)),
+        defaults::CONSUMER_KEY,
+        Secret::new(defaults::CONSUMER_SECRET),
     ))
     .with_login_url(LoginUrl::parse(&emulator.url())?);
     let rest = SalesforceClient::new(login.clone());

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
+use sfstream_emulator::config::defaults;
 use sfstream_emulator::{Emulator, EmulatorConfig};
 
 /// Options of `sfstream emulator`.
@@ -27,14 +28,14 @@ pub struct EmulatorArgs {
     #[arg(
         long,
         env = "SALESFORCE_USERNAME",
-        default_value = "emulator@example.com"
+        default_value = defaults::USERNAME
     )]
     username: String,
     /// Password of the login user.
     #[arg(
         long,
         env = "SALESFORCE_PASSWORD",
-        default_value = "password",
+        default_value = defaults::PASSWORD,
         hide_default_value = true
     )]
     password: String,
@@ -42,7 +43,7 @@ pub struct EmulatorArgs {
     #[arg(
         long,
         env = "SALESFORCE_SECURITY_TOKEN",
-        default_value = "token",
+        default_value = defaults::SECURITY_TOKEN,
         hide_default_value = true
     )]
     security_token: String,
@@ -50,14 +51,14 @@ pub struct EmulatorArgs {
     #[arg(
         long,
         env = "SALESFORCE_CONSUMER_KEY",
-        default_value = "emulator-consumer-key"
+        default_value = defaults::CONSUMER_KEY
     )]
     consumer_key: String,
     /// Connected app consumer secret (OAuth client_secret).
     #[arg(
         long,
         env = "SALESFORCE_CONSUMER_SECRET",
-        default_value = "emulator-consumer-secret",
+        default_value = defaults::CONSUMER_SECRET,
         hide_default_value = true
     )]
     consumer_secret: String,
@@ -65,7 +66,7 @@ pub struct EmulatorArgs {
     #[arg(
         long,
         env = "SALESFORCE_REFRESH_TOKEN",
-        default_value = "emulator-refresh-token",
+        default_value = defaults::REFRESH_TOKEN,
         hide_default_value = true
     )]
     refresh_token: String,

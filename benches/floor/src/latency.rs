@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+use sfstream_emulator::config::defaults::{PASSWORD, SECURITY_TOKEN, USERNAME};
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_service::config::{Config, env_from};
 use sfstream_service::{PushTopic, Service, handle_sobject_notification};
@@ -56,7 +57,7 @@ pub async fn run(n: &str, interval_ms: &str) -> Result<()> {
     let interval = Duration::from_micros((interval_ms.parse::<f64>()? * 1000.0) as u64);
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
     let yaml = format!(
-        "AMQP_URI: 'pyamqp://guest:guest@localhost'\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
+        "AMQP_URI: 'pyamqp://guest:guest@localhost'\nSALESFORCE:\n  USERNAME: {USERNAME}\n  PASSWORD: {PASSWORD}\n  SECURITY_TOKEN: {SECURITY_TOKEN}\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
         emulator.url()
     );
     let config = Config::from_yaml_with_env(&yaml, env_from::<&str, &str>([]))?;

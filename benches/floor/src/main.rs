@@ -39,12 +39,10 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use sfstream_emulator::config::defaults::{
+    CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, SECURITY_TOKEN, USERNAME,
+};
 
-const USERNAME: &str = "emulator@example.com";
-const PASSWORD: &str = "password";
-const SECURITY_TOKEN: &str = "token";
-const CONSUMER_KEY: &str = "emulator-consumer-key";
-const CONSUMER_SECRET: &str = "emulator-consumer-secret";
 const API_VERSION: &str = "62.0";
 const DEADLINE: Duration = Duration::from_secs(600);
 

@@ -1,52 +1,16 @@
 //! The client against a real third-party Bayeux server: Faye from npm
 //! (installed by `scripts/test-deps.sh`), started on a free loopback port.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::json;
 use sfstream_bayeux::{Client, ClientEvent, Error};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-fn node_modules() -> PathBuf {
-    std::env::var_os("SFSTREAM_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/node_modules")
-        })
-}
+use tokio::process::Child;
 
 /// Starts Faye; returns the process (killed on drop) and its Bayeux URL.
 async fn faye() -> (Child, String) {
-    let modules = node_modules();
-    assert!(
-        modules.join("faye").is_dir(),
-        "faye is not installed in {}: run scripts/test-deps.sh",
-        modules.display()
-    );
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/faye_server.js");
-    let mut child = Command::new("node")
-        .arg(script)
-        .env("NODE_PATH", &modules)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-        .await
-        .expect("faye starts within 20 s")
-        .expect("read")
-        .expect("a line");
-    let url = line
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_string();
-    (child, url)
+    sfstream_testkit::peers::bayeux_server("faye_server.js", "faye", 0, &[]).await
 }
 
 #[tokio::test]

@@ -5,16 +5,13 @@
 //! `401:<id>:Unknown client`, CometD `402::session_unknown`), with advice
 //! `reconnect: handshake`: the client must handshake and resubscribe.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use parking_lot::Mutex;
 use sfstream_bayeux::{Backoff, Client, ClientBuilder, ClientEvent, HandshakeReason, Messages};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 #[derive(Debug, Clone, Copy)]
 enum Peer {
@@ -30,52 +27,15 @@ struct Server {
     env: Vec<(&'static str, String)>,
 }
 
-fn node_modules() -> PathBuf {
-    std::env::var_os("SFSTREAM_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/node_modules")
-        })
-}
-
 impl Server {
     /// Starts the server on `port` (0: a free one).
     async fn start(peer: Peer, port: u16, env: Vec<(&'static str, String)>) -> Self {
-        let modules = node_modules();
         let (script, package) = match peer {
             Peer::Faye => ("faye_server.js", "faye"),
             Peer::CometD => ("cometd_server.js", "cometd-nodejs-server"),
         };
-        assert!(
-            modules.join(package).is_dir(),
-            "{package} is not installed in {}: run scripts/test-deps.sh",
-            modules.display()
-        );
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/peers")
-            .join(script);
-        let mut command = Command::new("node");
-        command
-            .arg(script)
-            .env("NODE_PATH", &modules)
-            .env("PORT", port.to_string())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        for (key, value) in &env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("node runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = BufReader::new(stdout).lines();
-        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
-            .await
-            .expect("the server starts within 20 s")
-            .expect("read")
-            .expect("a line");
-        let url = line
-            .strip_prefix("listening on ")
-            .expect("listening line")
-            .to_string();
+        let (child, url) =
+            sfstream_testkit::peers::bayeux_server(script, package, port, &env).await;
         let port = url
             .split(':')
             .nth(2)

@@ -11,6 +11,24 @@ pub const LATEST_API_VERSION: &str = "62.0";
 /// The oldest API version the emulator serves.
 pub const OLDEST_API_VERSION: f64 = 20.0;
 
+/// The credentials an org accepts unless configured otherwise (what
+/// [`Credentials::default`] holds): the demo, examples and tests log in
+/// with these.
+pub mod defaults {
+    /// The login user's username.
+    pub const USERNAME: &str = "emulator@example.com";
+    /// The login user's password.
+    pub const PASSWORD: &str = "password";
+    /// The security token appended to the password in password logins.
+    pub const SECURITY_TOKEN: &str = "token";
+    /// The connected app's consumer key.
+    pub const CONSUMER_KEY: &str = "emulator-consumer-key";
+    /// The connected app's consumer secret.
+    pub const CONSUMER_SECRET: &str = "emulator-consumer-secret";
+    /// The refresh token of the refresh-token flow.
+    pub const REFRESH_TOKEN: &str = "emulator-refresh-token";
+}
+
 /// Credentials the emulated org accepts. `Debug` never shows the secrets.
 #[derive(Clone)]
 pub struct Credentials {
@@ -35,12 +53,12 @@ pub struct Credentials {
 impl Default for Credentials {
     fn default() -> Self {
         Self {
-            username: "emulator@example.com".into(),
-            password: "password".into(),
-            security_token: "token".into(),
-            consumer_key: "emulator-consumer-key".into(),
-            consumer_secret: "emulator-consumer-secret".into(),
-            refresh_token: "emulator-refresh-token".into(),
+            username: defaults::USERNAME.into(),
+            password: defaults::PASSWORD.into(),
+            security_token: defaults::SECURITY_TOKEN.into(),
+            consumer_key: defaults::CONSUMER_KEY.into(),
+            consumer_secret: defaults::CONSUMER_SECRET.into(),
+            refresh_token: defaults::REFRESH_TOKEN.into(),
             jwt_public_key_pem: None,
         }
     }

@@ -7,6 +7,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_testkit::emulator::{
+    CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, REFRESH_TOKEN, USERNAME,
+};
 
 const PRIVATE_KEY: &str = include_str!("fixtures/test-only-jwt-private-key.pem");
 const PUBLIC_KEY: &str = include_str!("fixtures/test-only-jwt-public-key.pem");
@@ -46,9 +49,9 @@ async fn token_request(emulator: &Emulator, form: &[(&str, &str)]) -> (StatusCod
 fn password_form(password: &str) -> Vec<(&str, &str)> {
     vec![
         ("grant_type", "password"),
-        ("client_id", "emulator-consumer-key"),
-        ("client_secret", "emulator-consumer-secret"),
-        ("username", "emulator@example.com"),
+        ("client_id", CONSUMER_KEY),
+        ("client_secret", CONSUMER_SECRET),
+        ("username", USERNAME),
         ("password", password),
     ]
 }
@@ -72,7 +75,7 @@ fn assert_token_response(emulator: &Emulator, body: &Value) -> String {
     let now_ms = chrono::Utc::now().timestamp_millis();
     assert!((now_ms - issued_ms).abs() < 60_000, "issued_at {issued_at}");
 
-    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, b"emulator-consumer-secret");
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, CONSUMER_SECRET.as_bytes());
     let expected = STANDARD.encode(ring::hmac::sign(
         &key,
         format!("{id}{issued_at}").as_bytes(),
@@ -123,7 +126,7 @@ async fn password_grant_without_a_security_token_takes_the_bare_password() {
     let mut config = EmulatorConfig::default();
     config.credentials.security_token = String::new();
     let emulator = start(config).await;
-    let (status, body) = token_request(&emulator, &password_form("password")).await;
+    let (status, body) = token_request(&emulator, &password_form(PASSWORD)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_token_response(&emulator, &body);
 }
@@ -186,7 +189,7 @@ async fn unknown_or_missing_grant_types_are_unsupported() {
     for form in [
         vec![("grant_type", "authorization_code"), ("code", "x")],
         vec![("grant_type", "")],
-        vec![("client_id", "emulator-consumer-key")],
+        vec![("client_id", CONSUMER_KEY)],
         vec![],
     ] {
         let (status, body) = token_request(&emulator, &form).await;
@@ -216,7 +219,7 @@ async fn errors_never_echo_secrets() {
         .expect("request");
     let text = response.text().await.expect("body");
     assert!(!text.contains("SuperSecret-XYZ"), "{text}");
-    assert!(!text.contains("emulator-consumer-secret"), "{text}");
+    assert!(!text.contains(CONSUMER_SECRET), "{text}");
 }
 
 // ----------------------------------------------------------- refresh token
@@ -224,7 +227,7 @@ async fn errors_never_echo_secrets() {
 fn refresh_form<'a>(refresh_token: &'a str, secret: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
     let mut form = vec![
         ("grant_type", "refresh_token"),
-        ("client_id", "emulator-consumer-key"),
+        ("client_id", CONSUMER_KEY),
         ("refresh_token", refresh_token),
     ];
     if let Some(secret) = secret {
@@ -236,9 +239,8 @@ fn refresh_form<'a>(refresh_token: &'a str, secret: Option<&'a str>) -> Vec<(&'a
 #[tokio::test]
 async fn refresh_grant_issues_a_working_token() {
     let emulator = start_default().await;
-    for secret in [Some("emulator-consumer-secret"), None] {
-        let (status, body) =
-            token_request(&emulator, &refresh_form("emulator-refresh-token", secret)).await;
+    for secret in [Some(CONSUMER_SECRET), None] {
+        let (status, body) = token_request(&emulator, &refresh_form(REFRESH_TOKEN, secret)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_token_response(&emulator, &body);
     }
@@ -249,7 +251,7 @@ async fn refresh_grant_refuses_bad_tokens_and_clients() {
     let emulator = start_default().await;
     let (status, body) = token_request(
         &emulator,
-        &refresh_form("not-the-token", Some("emulator-consumer-secret")),
+        &refresh_form("not-the-token", Some(CONSUMER_SECRET)),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -264,15 +266,12 @@ async fn refresh_grant_refuses_bad_tokens_and_clients() {
         oauth_error("invalid_grant", "expired access/refresh token")
     );
     assert_eq!(
-        token_request(
-            &emulator,
-            &refresh_form("emulator-refresh-token", Some("wrong"))
-        )
-        .await
-        .1,
+        token_request(&emulator, &refresh_form(REFRESH_TOKEN, Some("wrong")))
+            .await
+            .1,
         oauth_error("invalid_client", "invalid client credentials")
     );
-    let mut form = refresh_form("emulator-refresh-token", None);
+    let mut form = refresh_form(REFRESH_TOKEN, None);
     form[1].1 = "unknown";
     assert_eq!(
         token_request(&emulator, &form).await.1,
@@ -289,8 +288,8 @@ fn sign_assertion(private_key: &str, claims: &Value) -> String {
 
 fn claims(aud: &str, exp_from_now: i64) -> Value {
     json!({
-        "iss": "emulator-consumer-key",
-        "sub": "emulator@example.com",
+        "iss": CONSUMER_KEY,
+        "sub": USERNAME,
         "aud": aud,
         "exp": chrono::Utc::now().timestamp() + exp_from_now,
     })
@@ -416,7 +415,7 @@ async fn jwt_grant_refuses_bad_assertions() {
     let hs = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &claims(login, 180),
-        &EncodingKey::from_secret(b"emulator-consumer-secret"),
+        &EncodingKey::from_secret(CONSUMER_SECRET.as_bytes()),
     )
     .expect("signing");
     assert_eq!(
@@ -455,7 +454,7 @@ async fn client_credentials_grant_takes_basic_auth_or_form_fields() {
     let emulator = start_default().await;
     let response = reqwest::Client::new()
         .post(format!("{}/services/oauth2/token", emulator.url()))
-        .basic_auth("emulator-consumer-key", Some("emulator-consumer-secret"))
+        .basic_auth(CONSUMER_KEY, Some(CONSUMER_SECRET))
         .form(&[("grant_type", "client_credentials")])
         .send()
         .await
@@ -468,8 +467,8 @@ async fn client_credentials_grant_takes_basic_auth_or_form_fields() {
         &emulator,
         &[
             ("grant_type", "client_credentials"),
-            ("client_id", "emulator-consumer-key"),
-            ("client_secret", "emulator-consumer-secret"),
+            ("client_id", CONSUMER_KEY),
+            ("client_secret", CONSUMER_SECRET),
         ],
     )
     .await;
@@ -482,13 +481,13 @@ async fn client_credentials_grant_refuses_bad_clients() {
     let emulator = start_default().await;
     let cases = [
         (
-            "emulator-consumer-key",
+            CONSUMER_KEY,
             "wrong",
             oauth_error("invalid_client", "invalid client credentials"),
         ),
         (
             "unknown",
-            "emulator-consumer-secret",
+            CONSUMER_SECRET,
             oauth_error("invalid_client_id", "client identifier invalid"),
         ),
     ];
@@ -518,7 +517,7 @@ async fn invalidated_tokens_no_longer_work() {
     let emulator = start_default().await;
     let (_, body) = token_request(&emulator, &password_form("passwordtoken")).await;
     let first = assert_token_response(&emulator, &body);
-    let (_, body) = token_request(&emulator, &refresh_form("emulator-refresh-token", None)).await;
+    let (_, body) = token_request(&emulator, &refresh_form(REFRESH_TOKEN, None)).await;
     let second = assert_token_response(&emulator, &body);
     emulator.org().tokens.invalidate_all();
     assert!(emulator.org().tokens.lookup(&first).is_none());
@@ -585,7 +584,7 @@ async fn identity_url_describes_the_user() {
     assert_eq!(identity["id"], id_url.as_str());
     assert_eq!(identity["user_id"], org.user_id().as_str());
     assert_eq!(identity["organization_id"], org.org_id().as_str());
-    assert_eq!(identity["username"], "emulator@example.com");
+    assert_eq!(identity["username"], USERNAME);
     assert_eq!(
         identity["urls"]["rest"],
         format!("{}/services/data/v{{version}}/", emulator.url()).as_str()
@@ -676,7 +675,7 @@ async fn soap_login_returns_a_working_session() {
     let (status, xml) = soap_request(
         &emulator,
         "/services/Soap/u/62.0",
-        soap_envelope("emulator@example.com", "passwordtoken"),
+        soap_envelope(USERNAME, "passwordtoken"),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{xml}");
@@ -704,14 +703,8 @@ async fn soap_login_returns_a_working_session() {
         element_text(&xml, "organizationId").as_deref(),
         Some(org.org_id().as_str())
     );
-    assert_eq!(
-        element_text(&xml, "userName").as_deref(),
-        Some("emulator@example.com")
-    );
-    assert_eq!(
-        element_text(&xml, "userEmail").as_deref(),
-        Some("emulator@example.com")
-    );
+    assert_eq!(element_text(&xml, "userName").as_deref(), Some(USERNAME));
+    assert_eq!(element_text(&xml, "userEmail").as_deref(), Some(USERNAME));
     assert!(xml.contains(r#"xmlns="urn:partner.soap.sforce.com""#));
     assert!(xml.contains("<loginResponse><result>"));
 
@@ -740,8 +733,8 @@ async fn soap_login_works_on_the_enterprise_api_and_unprefixed_envelopes() {
 async fn soap_login_refuses_bad_credentials_with_invalid_login() {
     let emulator = start_default().await;
     for (username, password) in [
-        ("emulator@example.com", "password"),
-        ("emulator@example.com", "Secret-Guess-123"),
+        (USERNAME, PASSWORD),
+        (USERNAME, "Secret-Guess-123"),
         ("nobody@example.com", "passwordtoken"),
         ("", ""),
     ] {
@@ -804,7 +797,7 @@ async fn soap_login_refuses_unsupported_versions() {
     let (status, xml) = soap_request(
         &emulator,
         "/services/Soap/u/5.0",
-        soap_envelope("emulator@example.com", "passwordtoken"),
+        soap_envelope(USERNAME, "passwordtoken"),
     )
     .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -852,7 +845,7 @@ async fn inactive_users_cannot_log_in() {
     let (status, xml) = soap_request(
         &emulator,
         "/services/Soap/u/62.0",
-        soap_envelope("emulator@example.com", "passwordtoken"),
+        soap_envelope(USERNAME, "passwordtoken"),
     )
     .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);

@@ -4,6 +4,7 @@
 mod common;
 
 use serde_json::{Value, json};
+use sfstream_testkit::emulator::USERNAME;
 
 async fn query(org: &common::Org, resource: &str, soql: &str) -> (u16, Value) {
     let response = org
@@ -63,7 +64,7 @@ async fn filters_order_and_projection() {
     let (_, user) = query(
         &org,
         "query",
-        "SELECT Id, Username FROM User WHERE Username = 'emulator@example.com'",
+        &format!("SELECT Id, Username FROM User WHERE Username = '{USERNAME}'"),
     )
     .await;
     assert_eq!(user["records"][0]["Id"], org.emulator.org().user_id());

@@ -19,46 +19,14 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sfstream_emulator::EmulatorConfig;
+use sfstream_testkit::emulator::USERNAME;
+use sfstream_testkit::peers::{SETUP_HINT, node_modules, python};
 
 /// The longest a client script may run; it is killed after that.
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn clients_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
-}
-
-const SETUP_HINT: &str = "run `bash scripts/test-deps.sh` at the repository root (or the whole suite with `bash scripts/test.sh`)";
-
-/// The Python with the clients installed: `SFSTREAM_PYTHON`, else `<repo>/.venv/bin/python`.
-fn python() -> PathBuf {
-    let python = std::env::var_os("SFSTREAM_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
-    assert!(
-        python.exists(),
-        "no Python for the third-party client tests at {}: {SETUP_HINT}",
-        python.display()
-    );
-    python
-}
-
-/// The `node_modules` holding jsforce: `SFSTREAM_NODE_MODULES`, else `<repo>/tests/peers/node_modules`.
-fn node_modules() -> PathBuf {
-    let dir = std::env::var_os("SFSTREAM_NODE_MODULES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/peers/node_modules")
-        });
-    assert!(
-        dir.join("jsforce/package.json").exists(),
-        "jsforce is not installed in {}: {SETUP_HINT}",
-        dir.display()
-    );
-    dir
 }
 
 /// Kills the client if the test ends (or panics) while it still runs.
@@ -145,7 +113,7 @@ fn python_client(script: &str, args: &[&str]) -> Command {
 }
 
 fn node_client(script: &str, args: &[&str]) -> Command {
-    let modules = node_modules();
+    let modules = node_modules("jsforce");
     let mut command = Command::new("node");
     command
         .arg(clients_dir().join(script))
@@ -620,7 +588,7 @@ async fn jsforce_logs_in_with_soap_and_oauth() {
         );
         assert!(token_works(&org, str_of(&login["accessToken"], "token")).await);
     }
-    assert_eq!(out["soap"]["identity"]["username"], "emulator@example.com");
+    assert_eq!(out["soap"]["identity"]["username"], USERNAME);
     assert_eq!(strings(&out["oauth"]["limitsKeys"]), LIMIT_KEYS);
     assert!(
         str_of(&out["soapBadPassword"]["message"], "message").starts_with("INVALID_LOGIN"),

@@ -1,22 +1,34 @@
-//! Event interoperability with Python Nameko 2.14.1 over a real RabbitMQ.
+//! Event interoperability with Python Nameko 2.14.1 over a real RabbitMQ
+//! (a virtual host per test).
 
 mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{PyService, amqp_uri, delete_queues, unique};
+use common::PyService;
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{
     Connection, EventDispatcher, EventHandler, HandlerError, HandlerType, RpcProxy, RpcServer,
 };
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 use tokio::sync::mpsc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_events_reach_python_handler_with_call_id_stack() {
+    let vhost = Vhost::create();
     let rust_name = unique("rust-evt");
-    let mut py = PyService::start(&unique("py-listener"), &rust_name, "thing_happened").await;
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
+    let mut py = PyService::start(
+        &vhost.amqp_uri(),
+        &unique("py-listener"),
+        &rust_name,
+        "thing_happened",
+    )
+    .await;
+    let conn = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect");
 
     // A plain dispatch (no worker context): no call id stack.
     let events = Arc::new(EventDispatcher::new(&conn, rust_name.clone()));
@@ -79,10 +91,7 @@ async fn rust_events_reach_python_handler_with_call_id_stack() {
     server.shutdown(Duration::from_secs(5)).await;
     rpc.stop().await;
     conn.close().await;
-    let mut queues = py.queues();
     drop(py);
-    queues.push(format!("rpc-{rust_name}"));
-    delete_queues(&queues).await;
 }
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
@@ -112,10 +121,15 @@ async fn recorder(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_events_reach_rust_pool_and_broadcast_handlers() {
+    let vhost = Vhost::create();
     let py_name = unique("py-src");
-    let py = PyService::start(&py_name, &unique("unused"), "nothing").await;
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
-    let conn2 = Connection::connect(&amqp_uri()).await.expect("connect 2");
+    let py = PyService::start(&vhost.amqp_uri(), &py_name, &unique("unused"), "nothing").await;
+    let conn = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect");
+    let conn2 = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect 2");
     let svc = unique("rust-sink");
     let seen: Seen = Arc::default();
 
@@ -124,7 +138,6 @@ async fn python_events_reach_rust_pool_and_broadcast_handlers() {
         pool.queue_declaration().expect("decl").name,
         format!("evt-{py_name}-py_happened--{svc}.on_py")
     );
-    let pool_queue = pool.queue_declaration().expect("decl").name;
     let p1 = recorder(&conn, pool.clone(), "pool-1", &seen).await;
     let p2 = recorder(&conn2, pool, "pool-2", &seen).await;
     let broadcast = EventHandler::new(svc.clone(), "on_py_all", py_name.clone(), "py_happened")
@@ -179,23 +192,21 @@ async fn python_events_reach_rust_pool_and_broadcast_handlers() {
     rpc.stop().await;
     conn.close().await;
     conn2.close().await;
-    let mut queues = py.queues();
     drop(py);
-    queues.push(pool_queue);
-    delete_queues(&queues).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handler_errors_are_acked_or_requeued() {
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
+    let vhost = Vhost::create();
+    let conn = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect");
     let src = unique("rust-src");
     let svc = unique("rust-h");
     let (tx, mut rx) = mpsc::unbounded_channel::<(&'static str, Value)>();
 
     // Default: a failing handler's event is acked (not redelivered).
     let t1 = tx.clone();
-    let failing_queue = format!("evt-{src}-e--{svc}.fails");
-    let requeue_queue = format!("evt-{src}-e--{svc}.retries");
     let failing = EventHandler::new(svc.clone(), "fails", src.clone(), "e")
         .start(&conn, move |_ctx, p| {
             let t1 = t1.clone();
@@ -257,5 +268,4 @@ async fn handler_errors_are_acked_or_requeued() {
         .unwrap_err();
     assert!(err.to_string().contains("broadcast identifier"));
     conn.close().await;
-    delete_queues(&[failing_queue, requeue_queue]).await;
 }

@@ -11,11 +11,12 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{amqp_uri, delete_queues, unique};
+use common::{amqp_uri, delete_queues};
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{
     Connection, EventDispatcher, EventHandler, HandlerError, RpcProxy, RpcServer,
 };
+use sfstream_testkit::unique;
 use tokio::sync::Notify;
 
 fn rabbitmqctl(args: &[&str]) -> bool {

@@ -1,12 +1,15 @@
-//! RPC interoperability with Python Nameko 2.14.1 over a real RabbitMQ.
+//! RPC interoperability with Python Nameko 2.14.1 over a real RabbitMQ (a
+//! virtual host per test).
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{PyService, amqp_uri, delete_queues, python_rpc_calls, unique};
+use common::{PyService, python_rpc_calls};
 use serde_json::{Map, Value, json};
 use sfstream_nameko::{Connection, RpcCallError, RpcError, RpcProxy, RpcServer, Signature};
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 
 fn kwargs(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap_or_default()
@@ -52,7 +55,10 @@ fn rust_service(name: &str) -> RpcServer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_cluster_proxy_calls_rust_server() {
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
+    let vhost = Vhost::create();
+    let conn = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect");
     let name = unique("rust-rpc");
     let server = rust_service(&name).start(&conn).await.expect("start");
     assert_eq!(server.queue_name(), format!("rpc-{name}"));
@@ -72,7 +78,7 @@ async fn python_cluster_proxy_calls_rust_server() {
             {"service": name, "method": "whoami"},
         ]
     });
-    let r = python_rpc_calls(calls).await;
+    let r = python_rpc_calls(&vhost.amqp_uri(), calls).await;
     assert_eq!(r[0], json!({"ok": 3}));
     assert_eq!(r[1], json!({"ok": 42}));
     // Nameko re-raises registered exceptions as themselves.
@@ -120,15 +126,16 @@ async fn python_cluster_proxy_calls_rust_server() {
 
     assert!(server.shutdown(Duration::from_secs(5)).await);
     conn.close().await;
-    delete_queues(&[format!("rpc-{name}")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_proxy_calls_python_service() {
+    let vhost = Vhost::create();
     let name = unique("py-rpc");
-    let py = PyService::start(&name, &unique("unused"), "nothing").await;
-    let py_queues = py.queues();
-    let conn = Connection::connect(&amqp_uri()).await.expect("connect");
+    let py = PyService::start(&vhost.amqp_uri(), &name, &unique("unused"), "nothing").await;
+    let conn = Connection::connect(&vhost.amqp_uri())
+        .await
+        .expect("connect");
     let rpc = RpcProxy::start(&conn).await.expect("proxy");
     assert!(
         rpc.reply_queue()
@@ -232,13 +239,13 @@ async fn rust_proxy_calls_python_service() {
     rpc.stop().await;
     conn.close().await;
     drop(py);
-    delete_queues(&py_queues).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rust_proxy_calls_rust_server_concurrently() {
     // Nameko's `pyamqp://` scheme is accepted.
-    let conn = Connection::connect(&amqp_uri().replacen("amqp://", "pyamqp://", 1))
+    let vhost = Vhost::create();
+    let conn = Connection::connect(&vhost.pyamqp_uri())
         .await
         .expect("connect");
     let name = unique("rust-rr");
@@ -302,5 +309,4 @@ async fn rust_proxy_calls_rust_server_concurrently() {
     assert!(all_done);
     rpc.stop().await;
     conn.close().await;
-    delete_queues(&[format!("rpc-{name}")]).await;
 }

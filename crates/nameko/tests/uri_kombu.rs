@@ -3,8 +3,6 @@
 //! py-amqp transport would use (after its defaults), or that kombu refuses
 //! it too.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -73,7 +71,7 @@ async fn parses_as_kombu() {
         "amqp://[127.0.0.1]/",
         "redis://h/0",
     ];
-    let out = Command::new(common::python())
+    let out = Command::new(sfstream_testkit::peers::python())
         .arg("-c")
         .arg(KOMBU)
         .arg(json!(uris.as_slice()).to_string())

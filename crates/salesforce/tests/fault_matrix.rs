@@ -7,8 +7,6 @@
 //! are in `streaming.rs`; the file-store SIGKILL case too.)
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,10 +14,10 @@ use futures::StreamExt;
 use serde_json::json;
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::replay::{RedisStore, ReplayFrom, ReplayStore};
-use sfstream_salesforce::{
-    Authenticator, Credentials, Delivery, LoginUrl, Secret, StreamMessages, StreamingClient,
-};
-use tokio::process::{Child, Command};
+use sfstream_salesforce::{Delivery, StreamMessages, StreamingClient};
+use sfstream_testkit::emulator::{authenticator as login, push_topic};
+use sfstream_testkit::kill9::{Victim, replay_id_in, report_replay_id};
+use sfstream_testkit::redis::RedisServer;
 
 const TOPIC: &str = "/topic/Faults";
 
@@ -28,27 +26,8 @@ async fn org() -> Emulator {
     config.connect_hold = Duration::from_secs(1);
     config.history_limit = 50_000;
     let emulator = Emulator::start(config).await.expect("emulator");
-    let org = emulator.org();
-    let topic =
-        json!({"Name": "Faults", "Query": "SELECT Id, Name FROM Contact", "ApiVersion": 62.0});
-    org.create_record(
-        "PushTopic",
-        topic.as_object().cloned().unwrap_or_default(),
-        &org.user_id(),
-    )
-    .expect("topic");
+    push_topic(&emulator, "Faults", "SELECT Id, Name FROM Contact", 62.0);
     emulator
-}
-
-fn login(url: &str) -> Authenticator {
-    Authenticator::new(Credentials::password(
-        "emulator@example.com",
-        "password",
-        Some(Secret::new("token")),
-        "emulator-consumer-key",
-        "emulator-consumer-secret",
-    ))
-    .with_login_url(LoginUrl::parse(url).expect("url"))
 }
 
 /// Receives events until `n` distinct replay ids were seen; returns how
@@ -119,68 +98,10 @@ async fn a_ten_thousand_event_burst_arrives_in_order_without_duplicates() {
     assert!(seen.values().all(|&n| n == 1), "duplicates in a burst");
 }
 
-/// A private redis-server on a free port, so restarting it disturbs no other test.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let mut redis = Self { port, child: None };
-        redis.up().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn up(&mut self) {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &self.port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server runs (scripts/test-deps.sh installs it)");
-        self.child = Some(child);
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {}", self.port);
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn a_redis_restart_while_markers_are_written_loses_no_marker_after_it() {
     let emulator = org().await;
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = RedisServer::start().await;
     let store = Arc::new(
         RedisStore::connect(&redis.url(), None)
             .await
@@ -209,7 +130,7 @@ async fn a_redis_restart_while_markers_are_written_loses_no_marker_after_it() {
     // Handled while Redis is down: the markers wait and are retried.
     let seen = receive(&mut messages, 200, true).await;
     assert!(seen.values().all(|&n| n == 1));
-    redis.up().await;
+    redis.restart().await;
     let latest = emulator
         .org()
         .streaming
@@ -230,7 +151,6 @@ async fn a_redis_restart_while_markers_are_written_loses_no_marker_after_it() {
 
 /// Consumer process for the Redis SIGKILL case: prints then acknowledges each event.
 async fn consume(url: &str, redis: &str) {
-    use std::io::Write;
     let store = Arc::new(RedisStore::connect(redis, None).await.expect("store"));
     let (client, mut messages) = StreamingClient::builder(login(url))
         .replay_store(store)
@@ -240,10 +160,8 @@ async fn consume(url: &str, redis: &str) {
         .await
         .expect("connects");
     client.subscribe(TOPIC).await.expect("subscribes");
-    let mut out = std::io::stdout().lock();
     while let Some(Ok(message)) = messages.next().await {
-        writeln!(out, "replay:{}", message.replay_id().unwrap_or_default()).expect("write");
-        out.flush().expect("flush");
+        report_replay_id(message.replay_id().unwrap_or_default()).expect("report");
         message.ack();
         tokio::time::sleep(Duration::from_micros(300)).await;
     }
@@ -259,7 +177,7 @@ async fn a_consumer_on_the_redis_store_killed_with_sigkill_loses_nothing() {
         return;
     }
     let emulator = org().await;
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = RedisServer::start().await;
     let sobject = json!({"Id": "0035g0000000001AAA", "Name": "k"});
     emulator
         .org()
@@ -271,48 +189,25 @@ async fn a_consumer_on_the_redis_store_killed_with_sigkill_loses_nothing() {
         if seen.len() == 3_000 {
             break;
         }
-        let mut child = Command::new(std::env::current_exe().expect("exe"))
-            .args([
-                "--exact",
-                "a_consumer_on_the_redis_store_killed_with_sigkill_loses_nothing",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("SFSTREAM_CHILD_URL", emulator.url())
-            .env("SFSTREAM_CHILD_REDIS", redis.url())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("child");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let mut consumer = Victim::rerun_test(
+            "a_consumer_on_the_redis_store_killed_with_sigkill_loses_nothing",
+            [
+                ("SFSTREAM_CHILD_URL", emulator.url()),
+                ("SFSTREAM_CHILD_REDIS", redis.url()),
+            ],
+        );
         let mut read = 0;
-        while read < 800 {
-            let Ok(Ok(Some(line))) =
-                tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
-            else {
-                break;
-            };
-            if let Some(id) = line
-                .rsplit_once("replay:")
-                .and_then(|(_, id)| id.trim().parse::<i64>().ok())
-            {
-                *seen.entry(id).or_insert(0) += 1;
-                read += 1;
-            }
-        }
-        let _ = child.start_kill();
-        let _ = child.wait().await;
-        while let Ok(Ok(Some(line))) =
-            tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-        {
-            if let Some(id) = line
-                .rsplit_once("replay:")
-                .and_then(|(_, id)| id.trim().parse::<i64>().ok())
-            {
-                *seen.entry(id).or_insert(0) += 1;
-            }
+        consumer
+            .read(Duration::from_secs(60), Duration::from_secs(5), |line| {
+                if let Some(id) = replay_id_in(line) {
+                    *seen.entry(id).or_insert(0) += 1;
+                    read += 1;
+                }
+                read < 800
+            })
+            .await;
+        for id in consumer.kill().await.iter().filter_map(|l| replay_id_in(l)) {
+            *seen.entry(id).or_insert(0) += 1;
         }
     }
     let duplicates: usize = seen.values().map(|n| n - 1).sum();

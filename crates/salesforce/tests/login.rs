@@ -8,15 +8,11 @@ use std::time::{Duration, Instant};
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::Secret;
 use sfstream_salesforce::auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
+use sfstream_testkit::emulator::{
+    CONSUMER_KEY, CONSUMER_SECRET, PASSWORD, REFRESH_TOKEN, SECURITY_TOKEN, USERNAME,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-const USERNAME: &str = "emulator@example.com";
-const PASSWORD: &str = "password";
-const SECURITY_TOKEN: &str = "token";
-const CONSUMER_KEY: &str = "emulator-consumer-key";
-const CONSUMER_SECRET: &str = "emulator-consumer-secret";
-const REFRESH_TOKEN: &str = "emulator-refresh-token";
 
 /// A test-only key file of the emulator's fixtures.
 fn fixture(name: &str) -> String {

@@ -9,7 +9,6 @@ use sfstream_salesforce::rest::{
     DeclareOutcome, NotifyForFields, NotifyForOperations, PushTopicSpec, RestError,
     SalesforceClient, SobjectTopic,
 };
-use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
 
 async fn emulator() -> Emulator {
     Emulator::start(EmulatorConfig::for_tests())
@@ -18,27 +17,13 @@ async fn emulator() -> Emulator {
 }
 
 fn client(emulator: &Emulator) -> SalesforceClient {
-    SalesforceClient::new(
-        Authenticator::new(Credentials::password(
-            "emulator@example.com",
-            "password",
-            Some(Secret::new("token")),
-            "emulator-consumer-key",
-            "emulator-consumer-secret",
-        ))
-        .with_login_url(LoginUrl::parse(&emulator.url()).expect("url")),
-    )
+    SalesforceClient::new(sfstream_testkit::emulator::authenticator(&emulator.url()))
 }
 
 fn soap_client(emulator: &Emulator) -> SalesforceClient {
-    SalesforceClient::new(
-        Authenticator::new(Credentials::soap(
-            "emulator@example.com",
-            "password",
-            Some(Secret::new("token")),
-        ))
-        .with_login_url(LoginUrl::parse(&emulator.url()).expect("url")),
-    )
+    SalesforceClient::new(sfstream_testkit::emulator::soap_authenticator(
+        &emulator.url(),
+    ))
 }
 
 #[tokio::test]

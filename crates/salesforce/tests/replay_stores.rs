@@ -7,7 +7,6 @@
 //! Redis (`scripts/test-deps.sh` starts one).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::DateTime;
@@ -499,18 +498,9 @@ fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".to_string())
 }
 
-/// A prefix no other test (or test run) uses.
-fn unique(label: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!(
-        "sfstream-test:{label}:{}:{nanos}:{}:",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+/// A key prefix no other test (or test run) uses.
+fn key_prefix(label: &str) -> String {
+    format!("sfstream-test:{}:", sfstream_testkit::unique(label))
 }
 
 async fn raw_redis(url: &str) -> redis::aio::MultiplexedConnection {
@@ -540,19 +530,19 @@ async fn redis_store(url: &str, base: &str, ttl: Option<Duration>) -> RedisStore
 #[tokio::test]
 async fn redis_store_contract() {
     let url = redis_url();
-    let base = unique("contract");
+    let base = key_prefix("contract");
     let store = redis_store(&url, &base, Some(Duration::from_secs(600))).await;
     assert_eq!(store.created_prefix(), format!("{base}replay_created:"));
     contract(&store).await;
     delete_prefix(&url, &base).await;
 
-    let base = unique("contract-nottl");
+    let base = key_prefix("contract-nottl");
     let store = redis_store(&url, &base, None).await;
     contract(&store).await;
     delete_prefix(&url, &base).await;
 
     // Prefixes where the created one extends the id one.
-    let base = unique("contract-nested");
+    let base = key_prefix("contract-nested");
     let store = RedisStore::connect(&url, None)
         .await
         .expect("connect")
@@ -565,7 +555,7 @@ async fn redis_store_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_store_concurrent() {
     let url = redis_url();
-    let base = unique("race");
+    let base = key_prefix("race");
     let mut stores: Vec<Arc<dyn ReplayStore>> = Vec::new();
     // Eight separate connections, as eight processes would have.
     for _ in 0..8 {
@@ -583,7 +573,7 @@ async fn redis_reads_and_writes_python_keys() {
     let mut conn = raw_redis(&url).await;
     // The default prefix, as the Python extension uses it; the channel is
     // unique so parallel runs do not collide.
-    let channel = format!("/topic/X{}", unique("compat").replace(':', "_"));
+    let channel = format!("/topic/X{}", key_prefix("compat").replace(':', "_"));
     let id_key = format!("salesforce:replay_id:{channel}");
     let created_key = format!("salesforce:replay_created:{channel}");
     let store = RedisStore::connect(&url, None).await.expect("connect");
@@ -661,7 +651,7 @@ async fn redis_reads_and_writes_python_keys() {
 async fn redis_ttl_is_applied() {
     let url = redis_url();
     let mut conn = raw_redis(&url).await;
-    let base = unique("ttl");
+    let base = key_prefix("ttl");
     let store = redis_store(&url, &base, Some(Duration::from_secs(120))).await;
     store
         .advance("/topic/T", m(1, Some(10)))
@@ -693,7 +683,7 @@ async fn redis_ttl_is_applied() {
     delete_prefix(&url, &base).await;
 
     // ttl= in a store URI.
-    let channel = format!("/topic/U{}", unique("uri").replace(':', "_"));
+    let channel = format!("/topic/U{}", key_prefix("uri").replace(':', "_"));
     let sep = if url.contains('?') { '&' } else { '?' };
     let store = open_store(&format!("{url}{sep}ttl=77"))
         .await
@@ -709,7 +699,7 @@ async fn redis_ttl_is_applied() {
 async fn redis_ttl_is_refreshed_on_every_commit_even_when_the_marker_stays() {
     let url = redis_url();
     let mut conn = raw_redis(&url).await;
-    let base = unique("ttl-refresh");
+    let base = key_prefix("ttl-refresh");
     let store = redis_store(&url, &base, Some(Duration::from_secs(300))).await;
     let id_key = format!("{base}replay_id:/topic/T");
     let created_key = format!("{base}replay_created:/topic/T");
@@ -794,7 +784,7 @@ async fn logs_of<F: std::future::Future<Output = ()>>(f: F) -> String {
 #[tokio::test(flavor = "current_thread")]
 async fn redis_ttl_shorter_than_the_retention_is_warned_about() {
     let url = redis_url();
-    let base = unique("ttl-short");
+    let base = key_prefix("ttl-short");
     // Python's PUSHTOPIC_REPLAY_TTL: 3600 keeps working, with a warning.
     let logs = logs_of(async {
         let store = redis_store(&url, &base, Some(Duration::from_secs(3600))).await;

@@ -14,7 +14,7 @@ use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::rest::{
     BatchRequest, Like, Method, RestError, SalesforceClient, escape_sosl, format_soql, quote,
 };
-use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
+use sfstream_salesforce::{Authenticator, Credentials, Secret};
 
 async fn emulator_with(config: EmulatorConfig) -> Emulator {
     Emulator::start(config).await.expect("emulator")
@@ -25,14 +25,7 @@ async fn emulator() -> Emulator {
 }
 
 fn login(emulator: &Emulator) -> Authenticator {
-    Authenticator::new(Credentials::password(
-        "emulator@example.com",
-        "password",
-        Some(Secret::new("token")),
-        "emulator-consumer-key",
-        "emulator-consumer-secret",
-    ))
-    .with_login_url(LoginUrl::parse(&emulator.url()).expect("url"))
+    sfstream_testkit::emulator::authenticator(&emulator.url())
 }
 
 fn client(emulator: &Emulator) -> SalesforceClient {

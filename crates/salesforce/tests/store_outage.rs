@@ -1,8 +1,6 @@
 //! The replay store down (Redis stopped, a failing disk): flush and close
 //! stay bounded, say what was not stored, and close releases the store.
 
-use std::net::TcpListener;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,10 +10,9 @@ use futures::StreamExt;
 use serde_json::json;
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::replay::{FileStore, RedisStore, ReplayMarker, ReplayStore, StoreError};
-use sfstream_salesforce::{
-    Authenticator, Credentials, Delivery, LoginUrl, Secret, StreamMessages, StreamingClient,
-};
-use tokio::process::{Child, Command};
+use sfstream_salesforce::{Delivery, StreamMessages, StreamingClient};
+use sfstream_testkit::emulator::{authenticator as login, push_topic};
+use sfstream_testkit::redis::RedisServer;
 
 const TOPIC: &str = "/topic/Outage";
 
@@ -23,27 +20,8 @@ async fn org() -> Emulator {
     let mut config = EmulatorConfig::for_tests();
     config.connect_hold = Duration::from_secs(1);
     let emulator = Emulator::start(config).await.expect("emulator");
-    let org = emulator.org();
-    let topic =
-        json!({"Name": "Outage", "Query": "SELECT Id, Name FROM Contact", "ApiVersion": 62.0});
-    org.create_record(
-        "PushTopic",
-        topic.as_object().cloned().unwrap_or_default(),
-        &org.user_id(),
-    )
-    .expect("topic");
+    push_topic(&emulator, "Outage", "SELECT Id, Name FROM Contact", 62.0);
     emulator
-}
-
-fn login(url: &str) -> Authenticator {
-    Authenticator::new(Credentials::password(
-        "emulator@example.com",
-        "password",
-        Some(Secret::new("token")),
-        "emulator-consumer-key",
-        "emulator-consumer-secret",
-    ))
-    .with_login_url(LoginUrl::parse(url).expect("url"))
 }
 
 fn raise(emulator: &Emulator, n: usize) -> i64 {
@@ -69,56 +47,10 @@ async fn ack(messages: &mut StreamMessages, n: usize) -> i64 {
     last
 }
 
-/// A private redis-server on a free port, so stopping it disturbs no other test.
-struct PrivateRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl PrivateRedis {
-    async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server runs (scripts/test-deps.sh installs it)");
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                return Self {
-                    port,
-                    child: Some(child),
-                };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server did not start on port {port}");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-        }
-    }
-}
-
 #[tokio::test]
 async fn flush_and_close_are_bounded_while_redis_is_down() {
     let emulator = org().await;
-    let mut redis = PrivateRedis::start().await;
+    let mut redis = RedisServer::start().await;
     let store = Arc::new(
         RedisStore::connect(&redis.url(), None)
             .await

@@ -13,9 +13,13 @@ use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::replay::{FileStore, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore};
 use sfstream_salesforce::streaming::payload::PushTopicEvent;
 use sfstream_salesforce::{
-    Authenticator, Credentials, Delivery, LoginUrl, Secret, StreamEvent, StreamMessages,
-    StreamingClient, StreamingClientBuilder, StreamingError,
+    Authenticator, Credentials, Delivery, LoginUrl, StreamEvent, StreamMessages, StreamingClient,
+    StreamingClientBuilder, StreamingError,
 };
+use sfstream_testkit::emulator::{
+    CONSUMER_KEY, CONSUMER_SECRET, USERNAME, authenticator, create, push_topic,
+};
+use sfstream_testkit::kill9::{Victim, report_replay_id};
 
 const TOPIC: &str = "/topic/ContactChanges";
 
@@ -32,14 +36,12 @@ fn config() -> EmulatorConfig {
 
 async fn org_with(config: EmulatorConfig) -> Org {
     let emulator = Emulator::start(config).await.expect("emulator");
-    let org = emulator.org();
-    let topic = json!({"Name": "ContactChanges", "Query": "SELECT Id, Name, Email FROM Contact", "ApiVersion": 62.0});
-    org.create_record(
-        "PushTopic",
-        topic.as_object().cloned().unwrap_or_default(),
-        &org.user_id(),
-    )
-    .expect("topic");
+    push_topic(
+        &emulator,
+        "ContactChanges",
+        "SELECT Id, Name, Email FROM Contact",
+        62.0,
+    );
     Org {
         emulator,
         events: Arc::default(),
@@ -52,14 +54,7 @@ async fn org() -> Org {
 
 impl Org {
     fn authenticator(&self) -> Authenticator {
-        Authenticator::new(Credentials::password(
-            "emulator@example.com",
-            "password",
-            Some(Secret::new("token")),
-            "emulator-consumer-key",
-            "emulator-consumer-secret",
-        ))
-        .with_login_url(LoginUrl::parse(&self.emulator.url()).expect("url"))
+        authenticator(&self.emulator.url())
     }
 
     fn builder(&self) -> StreamingClientBuilder {
@@ -74,15 +69,12 @@ impl Org {
 
     /// Creates `n` Contacts (each raises one event on the topic).
     fn contacts(&self, n: usize) {
-        let org = self.emulator.org();
         for i in 0..n {
-            let fields = json!({"LastName": format!("Contact {i}")});
-            org.create_record(
+            create(
+                &self.emulator,
                 "Contact",
-                fields.as_object().cloned().unwrap_or_default(),
-                &org.user_id(),
-            )
-            .expect("contact");
+                json!({"LastName": format!("Contact {i}")}),
+            );
         }
     }
 
@@ -673,11 +665,11 @@ async fn a_slow_consumer_whose_session_expired_resumes_without_loss() {
 async fn bad_credentials_fail_fast_without_leaking_the_password() {
     let org = org().await;
     let authenticator = Authenticator::new(Credentials::password(
-        "emulator@example.com",
+        USERNAME,
         "wrong-password-xyz",
         None,
-        "emulator-consumer-key",
-        "emulator-consumer-secret",
+        CONSUMER_KEY,
+        CONSUMER_SECRET,
     ))
     .with_login_url(LoginUrl::parse(&org.emulator.url()).expect("url"));
     let builder = StreamingClient::builder(authenticator);
@@ -686,25 +678,16 @@ async fn bad_credentials_fail_fast_without_leaking_the_password() {
     let text = format!("{error} {error:?}");
     assert!(text.contains("authentication failure"), "{text}");
     assert!(
-        !text.contains("wrong-password-xyz") && !text.contains("emulator-consumer-secret"),
+        !text.contains("wrong-password-xyz") && !text.contains(CONSUMER_SECRET),
         "{text}"
     );
 }
 
-/// Consumer process for the SIGKILL test: prints each replay id once it
+/// Consumer process for the SIGKILL test: reports each replay id once it
 /// is handled (written and flushed), then acknowledges it.
 async fn consume_forever(url: &str, store_path: &str) {
-    use std::io::Write;
-    let authenticator = Authenticator::new(Credentials::password(
-        "emulator@example.com",
-        "password",
-        Some(Secret::new("token")),
-        "emulator-consumer-key",
-        "emulator-consumer-secret",
-    ))
-    .with_login_url(LoginUrl::parse(url).expect("url"));
     let store = Arc::new(FileStore::open(store_path).expect("store"));
-    let (client, mut messages) = StreamingClient::builder(authenticator)
+    let (client, mut messages) = StreamingClient::builder(authenticator(url))
         .replay_store(store)
         .default_replay(ReplayFrom::All)
         .delivery(Delivery::Acknowledged)
@@ -712,63 +695,23 @@ async fn consume_forever(url: &str, store_path: &str) {
         .await
         .expect("connects");
     client.subscribe(TOPIC).await.expect("subscribes");
-    let mut out = std::io::stdout().lock();
     while let Some(Ok(message)) = messages.next().await {
-        writeln!(out, "replay:{}", message.replay_id().unwrap_or_default()).expect("write");
-        out.flush().expect("flush");
+        report_replay_id(message.replay_id().unwrap_or_default()).expect("report");
         message.ack();
         // A little work per event, so the kill lands mid-stream.
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
-/// Runs this test binary as the consumer process.
-fn spawn_consumer(url: &str, store: &std::path::Path) -> tokio::process::Child {
-    tokio::process::Command::new(std::env::current_exe().expect("exe"))
-        .args([
-            "--exact",
-            "a_consumer_killed_with_sigkill_loses_nothing_on_restart",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("SFSTREAM_CHILD_URL", url)
-        .env("SFSTREAM_CHILD_STORE", store)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("child")
-}
-
-/// Reads replay ids from a consumer until `seen` holds `target` ids or 20 s pass, then SIGKILLs it.
-async fn read_then_kill(
-    mut child: tokio::process::Child,
-    seen: &mut std::collections::BTreeSet<i64>,
-    target: usize,
-) {
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while seen.len() < target {
-        match tokio::time::timeout_at(deadline, lines.next_line()).await {
-            Ok(Ok(Some(line))) => seen.extend(replay_id_in(&line)),
-            _ => break,
-        }
-    }
-    child.start_kill().expect("SIGKILL");
-    let _ = child.wait().await;
-    // Whatever it printed before dying was handled (and maybe committed).
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
-    {
-        seen.extend(replay_id_in(&line));
-    }
-}
-
-/// The id of a `replay:<id>` line (the test harness may print before it on the same line).
-fn replay_id_in(line: &str) -> Option<i64> {
-    line.rsplit_once("replay:")
-        .and_then(|(_, id)| id.trim().parse().ok())
+/// This test binary as the consumer process.
+fn consumer(url: &str, store: &std::path::Path) -> Victim {
+    Victim::rerun_test(
+        "a_consumer_killed_with_sigkill_loses_nothing_on_restart",
+        [
+            ("SFSTREAM_CHILD_URL", std::ffi::OsStr::new(url)),
+            ("SFSTREAM_CHILD_STORE", store.as_os_str()),
+        ],
+    )
 }
 
 #[tokio::test]
@@ -787,21 +730,15 @@ async fn a_consumer_killed_with_sigkill_loses_nothing_on_restart() {
     let mut seen = std::collections::BTreeSet::new();
     // Killed three times mid-stream, with new events raised while it is down.
     for target in [100, 200, 300] {
-        read_then_kill(
-            spawn_consumer(&org.emulator.url(), &store),
-            &mut seen,
-            target,
-        )
-        .await;
+        consumer(&org.emulator.url(), &store)
+            .collect_then_kill(&mut seen, target, Duration::from_secs(20))
+            .await;
         org.contacts(20);
     }
     let raised = 300 + 3 * 20;
-    read_then_kill(
-        spawn_consumer(&org.emulator.url(), &store),
-        &mut seen,
-        raised,
-    )
-    .await;
+    consumer(&org.emulator.url(), &store)
+        .collect_then_kill(&mut seen, raised, Duration::from_secs(20))
+        .await;
     assert_eq!(seen.len(), raised, "events lost across SIGKILLs: {seen:?}");
     assert_eq!(seen.last().copied(), Some(org.latest()));
 }
@@ -866,30 +803,17 @@ async fn filtered_subscriptions_have_their_own_marker() {
         matches!(&refused, Err(StreamingError::FilterConflict { held, .. }) if held == filtered),
         "{refused:?}"
     );
-    let user = org.emulator.org().user_id();
     // The filter's `&` is an OR: Grace matches neither condition, Ada both.
-    org.emulator
-        .org()
-        .create_record(
-            "Contact",
-            json!({"LastName": "Grace Hopper", "Email": "grace@example.com"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &user,
-        )
-        .expect("contact");
-    org.emulator
-        .org()
-        .create_record(
-            "Contact",
-            json!({"LastName": "Ada Lovelace", "Email": "ada@example.com"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            &user,
-        )
-        .expect("contact");
+    create(
+        &org.emulator,
+        "Contact",
+        json!({"LastName": "Grace Hopper", "Email": "grace@example.com"}),
+    );
+    create(
+        &org.emulator,
+        "Contact",
+        json!({"LastName": "Ada Lovelace", "Email": "ada@example.com"}),
+    );
     let message = tokio::time::timeout(Duration::from_secs(10), messages.next())
         .await
         .expect("event")

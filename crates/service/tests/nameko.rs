@@ -1,6 +1,6 @@
-//! Nameko entrypoints of the service runtime on the real RabbitMQ: RPC
-//! methods with dependencies and dispatching, event handlers, graceful
-//! stop, and the start-up error without `AMQP_URI`.
+//! Nameko entrypoints of the service runtime on the real RabbitMQ (a
+//! virtual host per test): RPC methods with dependencies and dispatching,
+//! event handlers, graceful stop, and the start-up error without `AMQP_URI`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,21 +11,8 @@ use sfstream_nameko::{Connection, RpcCallError, RpcProxy};
 use sfstream_service::config::{Config, env_from};
 use sfstream_service::nameko::{Amqp, HandlerType, NamekoEvent, RpcCall, RpcError, Signature};
 use sfstream_service::{Service, ServiceError};
-
-const AMQP: &str = "pyamqp://guest:guest@127.0.0.1:5672";
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", &uuid_like())
-}
-
-fn uuid_like() -> String {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{:x}{:x}", nanos, std::process::id())
-}
+use sfstream_testkit::rabbitmq::Vhost;
+use sfstream_testkit::unique;
 
 fn config(yaml: &str) -> Config {
     Config::from_yaml_with_env(yaml, env_from::<&str, &str>([])).expect("config")
@@ -52,12 +39,14 @@ async fn greet(
 
 #[tokio::test]
 async fn rpc_methods_and_event_handlers_run_in_the_service() {
+    let vhost = Vhost::create();
     let name = unique("svc-nameko");
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let running = Service::new(&name)
         .config(config(&format!(
-            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n"
+            "AMQP_URI: '{}'\nSHUTDOWN_TIMEOUT: 5\n",
+            vhost.pyamqp_uri()
         )))
         .dependency(Greeting("Hello".into()))
         .dependency_arc(seen.clone())
@@ -83,7 +72,9 @@ async fn rpc_methods_and_event_handlers_run_in_the_service() {
         .await
         .expect("starts");
 
-    let connection = Connection::connect(AMQP).await.expect("RabbitMQ");
+    let connection = Connection::connect(&vhost.pyamqp_uri())
+        .await
+        .expect("RabbitMQ");
     let proxy = RpcProxy::start(&connection).await.expect("proxy");
     let timeout = Duration::from_secs(10);
     let reply = proxy
@@ -172,12 +163,14 @@ async fn nameko_entrypoints_without_amqp_uri_fail_to_start() {
 
 #[tokio::test]
 async fn event_handlers_keep_the_configured_parent_calls_tracked() {
+    let vhost = Vhost::create();
     let name = unique("svc-tracked");
     let seen: Seen = Arc::default();
     let sink = seen.clone();
     let running = Service::new(&name)
         .config(config(&format!(
-            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\nparent_calls_tracked: 2\n"
+            "AMQP_URI: '{}'\nSHUTDOWN_TIMEOUT: 5\nparent_calls_tracked: 2\n",
+            vhost.pyamqp_uri()
         )))
         .event_handler(
             &name,
@@ -227,29 +220,6 @@ async fn event_handlers_keep_the_configured_parent_calls_tracked() {
         .await
         .expect("stops within the shutdown timeout")
         .expect("stops cleanly");
-    // The handler's durable queue outlives the service, as in Nameko.
-    let queue = format!(
-        "evt-{name}-deep--{name}.{}",
-        stack[2]
-            .as_str()
-            .unwrap_or_default()
-            .split('.')
-            .nth(1)
-            .unwrap_or_default()
-    );
-    if let Ok(conn) = lapin::Connection::connect(
-        "amqp://guest:guest@127.0.0.1:5672/%2f",
-        lapin::ConnectionProperties::default(),
-    )
-    .await
-    {
-        if let Ok(channel) = conn.create_channel().await {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), Default::default())
-                .await;
-        }
-        let _ = conn.close(200, "OK".into()).await;
-    }
 }
 
 #[tokio::test]

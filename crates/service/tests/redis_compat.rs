@@ -11,7 +11,8 @@ use parking_lot::Mutex;
 use redis::AsyncCommands;
 use sfstream_service::{PushTopic, Service, handle_notification};
 
-use common::{config, contacts, emulator, eventually, latest, unique};
+use common::{config, contacts, emulator, eventually, latest};
+use sfstream_testkit::unique;
 
 const REDIS: &str = "redis://127.0.0.1:6379/11";
 

@@ -11,14 +11,12 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde_json::json;
 use sfstream_salesforce::replay::{MemoryStore, ReplayStore};
-use sfstream_salesforce::rest::SalesforceClient;
-use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
 use sfstream_service::{
     Channel, Dep, Name, Notification, PushTopic, RecordType, ReplayId, Salesforce, Service,
     ServiceError, SobjectType, handle_notification, handle_sobject_notification, subscribe,
 };
 
-use common::{config, contacts, create, emulator, eventually, latest};
+use common::{config, contacts, create, emulator, eventually, latest, rest};
 
 type Sightings = Mutex<Vec<(String, Option<String>, String)>>;
 type Seen = Arc<Sightings>;
@@ -121,17 +119,6 @@ async fn two_handlers_on_one_channel_both_run_and_extractors_fill_in() {
     assert_eq!(got[0].1, Some(latest(&org, "/topic/ContactNames")));
     assert_eq!(got[0].2, "37.0");
     running.stop().await.expect("stops");
-}
-
-fn rest(org: &sfstream_emulator::Emulator) -> SalesforceClient {
-    SalesforceClient::new(
-        Authenticator::new(Credentials::soap(
-            "emulator@example.com",
-            "password",
-            Some(Secret::new("token")),
-        ))
-        .with_login_url(LoginUrl::parse(&org.url()).expect("url")),
-    )
 }
 
 async fn nothing() {}

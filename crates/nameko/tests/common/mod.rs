@@ -1,6 +1,6 @@
-//! Shared helpers of the integration tests: the RabbitMQ URI, unique names,
-//! and Python Nameko peers (each spawned with a bounded lifetime and killed
-//! on drop).
+//! Shared helpers of the integration tests: Python Nameko peers (each
+//! spawned with a bounded lifetime and killed on drop), and the broker's
+//! default virtual host for the one test that restarts the broker.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -9,37 +9,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
+use sfstream_testkit::peers::python;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-/// The broker used by the tests.
+/// The broker's default virtual host (most tests use a [`Vhost`] of their
+/// own instead).
+///
+/// [`Vhost`]: sfstream_testkit::rabbitmq::Vhost
 pub fn amqp_uri() -> String {
     std::env::var("SFSTREAM_AMQP_URI")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-/// A name unique to this test run.
-pub fn unique(prefix: &str) -> String {
-    format!(
-        "{prefix}-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..12]
-    )
-}
-
-/// The Python interpreter with Nameko 2.14.1: `$SFSTREAM_PYTHON`, else
-/// `<repo>/.venv/bin/python`.
-pub fn python() -> PathBuf {
-    let path = match std::env::var_os("SFSTREAM_PYTHON") {
-        Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python"),
-    };
-    assert!(
-        path.exists(),
-        "Python with Nameko not found at {} (set SFSTREAM_PYTHON): run scripts/test-deps.sh",
-        path.display()
-    );
-    path
 }
 
 /// Path of a peer script.
@@ -49,10 +30,10 @@ pub fn peer(script: &str) -> PathBuf {
         .join(script)
 }
 
-/// Runs `rpc_client.py` with `spec` (its `amqp_uri` is filled in) and
+/// Runs `rpc_client.py` with `spec` on the broker at `amqp_uri` and
 /// returns the list of results it printed.
-pub async fn python_rpc_calls(mut spec: Value) -> Vec<Value> {
-    spec["amqp_uri"] = Value::String(amqp_uri());
+pub async fn python_rpc_calls(amqp_uri: &str, mut spec: Value) -> Vec<Value> {
+    spec["amqp_uri"] = Value::String(amqp_uri.to_owned());
     let child = Command::new(python())
         .arg(peer("rpc_client.py"))
         .arg(spec.to_string())
@@ -85,15 +66,15 @@ pub struct PyService {
     child: Child,
     lines: mpsc::UnboundedReceiver<Value>,
     stderr: Arc<Mutex<Vec<String>>>,
-    queues: Vec<String>,
 }
 
 impl PyService {
-    /// Starts `service.py` named `name`, handling `event_type` events of
-    /// `rust_service`; returns once it printed `{"ready": true}`.
-    pub async fn start(name: &str, rust_service: &str, event_type: &str) -> Self {
+    /// Starts `service.py` named `name` on the broker at `amqp_uri`,
+    /// handling `event_type` events of `rust_service`; returns once it
+    /// printed `{"ready": true}`.
+    pub async fn start(amqp_uri: &str, name: &str, rust_service: &str, event_type: &str) -> Self {
         let cfg = serde_json::json!({
-            "amqp_uri": amqp_uri(), "name": name, "rust_service": rust_service,
+            "amqp_uri": amqp_uri, "name": name, "rust_service": rust_service,
             "event_type": event_type, "lifetime": 120,
         });
         let mut child = Command::new(python())
@@ -126,24 +107,14 @@ impl PyService {
                 }
             }
         });
-        let queues = vec![
-            format!("rpc-{name}"),
-            format!("evt-{rust_service}-{event_type}--{name}.on_rust_event"),
-        ];
         let mut svc = Self {
             child,
             lines,
             stderr,
-            queues,
         };
         let ready = svc.next(Duration::from_secs(30)).await;
         assert_eq!(ready.get("ready"), Some(&Value::Bool(true)), "{ready}");
         svc
-    }
-
-    /// The durable queues the service declared.
-    pub fn queues(&self) -> Vec<String> {
-        self.queues.clone()
     }
 
     /// The next JSON line printed, waiting at most `timeout`.

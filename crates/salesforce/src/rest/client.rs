@@ -268,12 +268,9 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use sfstream_salesforce::rest::{Method, SalesforceClient};
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let (status, versions) = client.request(Method::GET, "/services/data", None).await?;
     /// assert_eq!(status, 200);

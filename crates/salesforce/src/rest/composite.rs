@@ -192,13 +192,10 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use serde_json::json;
     /// use sfstream_salesforce::rest::SalesforceClient;
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let accounts: Vec<_> = (0..3).map(|i| json!({"Name": format!("Account {i}")})).collect();
     /// let results = client.create_records("Account", &accounts, true).await?;

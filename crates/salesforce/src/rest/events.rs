@@ -52,12 +52,8 @@ impl SalesforceClient {
                 "SELECT Id FROM StreamingChannel WHERE Name = {}",
                 quote(channel)
             );
-            let page = self.query_page(&soql).await?;
-            page.records
-                .first()
-                .and_then(|r| r.get("Id"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
+            self.first_id(&soql)
+                .await?
                 .ok_or_else(|| RestError::NotFound {
                     code: "NOT_FOUND".into(),
                     message: format!("no StreamingChannel is named {channel}"),

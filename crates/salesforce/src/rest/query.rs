@@ -72,6 +72,18 @@ impl SalesforceClient {
         QueryPage::parse(self.json(&Call::get("query").query("q", soql)).await?)
     }
 
+    /// The `Id` of the first record of `soql`'s first page, if any (for
+    /// lookups by a unique field).
+    pub(crate) async fn first_id(&self, soql: &str) -> Result<Option<String>, RestError> {
+        let page = self.query_page(soql).await?;
+        Ok(page
+            .records
+            .first()
+            .and_then(|r| r.get("Id"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
     /// The page at `next_records_url` (from [`QueryPage::next_records_url`]).
     ///
     /// # Errors
@@ -86,13 +98,10 @@ impl SalesforceClient {
     ///
     /// ```
     /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// # use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     /// use futures::TryStreamExt;
     /// use sfstream_salesforce::rest::{SalesforceClient, format_soql};
     /// # let org = sfstream_emulator::Emulator::start(Default::default()).await?;
-    /// # let login = Authenticator::new(Credentials::password("emulator@example.com", "password",
-    /// #     Some(Secret::new("token")), "emulator-consumer-key", "emulator-consumer-secret"))
-    /// #     .with_login_url(LoginUrl::parse(&org.url())?);
+    /// # let login = sfstream_testkit::emulator::authenticator(&org.url());
     /// let client = SalesforceClient::new(login);
     /// let soql = format_soql("SELECT Id, Name FROM RecordType WHERE SobjectType = {}", &[&"Contact"])?;
     /// let mut records = client.query(soql);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_service::config::{Config, env_from};
+use sfstream_testkit::emulator::service_settings;
 
 /// An emulator with a 1 s long-poll hold.
 pub async fn emulator() -> Emulator {
@@ -19,8 +20,8 @@ pub async fn emulator() -> Emulator {
 /// with `salesforce` extra lines under `SALESFORCE:` and `top` at the top.
 pub fn config(emulator: &Emulator, top: &str, salesforce: &str) -> Config {
     let mut yaml = format!(
-        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n  USERNAME: emulator@example.com\n  PASSWORD: password\n  SECURITY_TOKEN: token\n  SANDBOX: False\n  LOGIN_URL: {}\n",
-        emulator.url()
+        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n{}",
+        service_settings(&emulator.url())
     );
     // Test defaults, unless the caller sets them.
     for (key, value) in [("RETRY_DELAY", "0.01"), ("SHUTDOWN_TIMEOUT", "10")] {
@@ -38,15 +39,7 @@ pub fn config(emulator: &Emulator, top: &str, salesforce: &str) -> Config {
 
 /// Creates a record as the login user; returns its id.
 pub fn create(emulator: &Emulator, sobject: &str, fields: Value) -> String {
-    let org = emulator.org();
-    let change = org
-        .create_record(
-            sobject,
-            fields.as_object().cloned().unwrap_or_default(),
-            &org.user_id(),
-        )
-        .expect("create");
-    change
+    sfstream_testkit::emulator::create(emulator, sobject, fields)
         .record
         .get("Id")
         .and_then(Value::as_str)
@@ -87,32 +80,10 @@ pub async fn eventually(secs: u64, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-/// A name unique to this process and call, for shared resources (Redis).
-pub fn unique(prefix: &str) -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    format!(
-        "{prefix}{}x{}x{}",
-        std::process::id(),
-        nanos % 100_000,
-        N.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A REST client logged in to `emulator`.
+/// A REST client logged in to `emulator` with SOAP.
 pub fn rest(emulator: &Emulator) -> sfstream_salesforce::rest::SalesforceClient {
-    use sfstream_salesforce::{Authenticator, Credentials, LoginUrl, Secret};
     sfstream_salesforce::rest::SalesforceClient::new(
-        Authenticator::new(Credentials::soap(
-            "emulator@example.com",
-            "password",
-            Some(Secret::new("token")),
-        ))
-        .with_login_url(LoginUrl::parse(&emulator.url()).expect("url")),
+        sfstream_testkit::emulator::soap_authenticator(&emulator.url()),
     )
 }
 
