@@ -2,8 +2,9 @@
 //! `nameko run --config`, a Python `ClusterRpcProxy` caller, the Rust
 //! service runtime, `sfstream run --config` and `sfstream rpc --config`,
 //! with the `AMQP_URI` form Nameko users write
-//! (`pyamqp://guest:guest@127.0.0.1:5672/<vhost>`; the test's own virtual
-//! host).
+//! (`pyamqp://guest:guest@127.0.0.1:5672/`: a trailing slash, which kombu
+//! reads as the default virtual host `/`; names are unique per run, so the
+//! test shares that vhost safely).
 //!
 //! A Python `@event_handler` reports the worker context of every event the
 //! Rust processes dispatch (from an RPC method, from a Nameko event handler,
@@ -24,7 +25,6 @@ use sfstream_service::nameko::{
 use sfstream_service::{Notification, Service, handle_sobject_notification};
 use sfstream_testkit::emulator::{create, service_settings};
 use sfstream_testkit::peers::python;
-use sfstream_testkit::rabbitmq::Vhost;
 use sfstream_testkit::unique;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -150,6 +150,9 @@ async fn on_contact(
 }
 
 /// JSON lines of a child's stdout (other lines are echoed to stderr).
+/// Exactly as a Python Nameko user writes it (trailing slash: vhost `/`).
+const AMQP_URI: &str = "pyamqp://guest:guest@127.0.0.1:5672/";
+
 fn json_lines(stdout: tokio::process::ChildStdout, tag: &'static str) -> mpsc::Receiver<Value> {
     let (tx, rx) = mpsc::channel(256);
     tokio::spawn(async move {
@@ -257,7 +260,6 @@ fn terminate(child: &Child) {
 
 #[tokio::test]
 async fn one_nameko_config_file_for_python_and_rust_services() {
-    let vhost = Vhost::create();
     let mut emulator_config = EmulatorConfig::for_tests();
     emulator_config.connect_hold = Duration::from_secs(1);
     let org = Emulator::start(emulator_config).await.expect("emulator");
@@ -271,7 +273,7 @@ async fn one_nameko_config_file_for_python_and_rust_services() {
         &path,
         format!(
             "AMQP_URI: {}\nSHUTDOWN_TIMEOUT: 5\nSERVICE_NAME: {proxy}\nPROXY:\n  - sobject: Lead\n    exclude_current_user: false\nSALESFORCE:\n{}",
-            vhost.pyamqp_uri(),
+            AMQP_URI,
             service_settings(&org.url())
         ),
     )

@@ -15,7 +15,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_nameko::{Connection, EventHandler, HandlerError};
-use sfstream_service::config::{Config, env_from};
+use sfstream_service::config::Config;
 use sfstream_testkit::emulator::{create, service_settings};
 use sfstream_testkit::peers::python;
 use sfstream_testkit::rabbitmq::Vhost;
@@ -65,15 +65,19 @@ async fn next(lines: &mut mpsc::UnboundedReceiver<Value>, secs: u64) -> Value {
 async fn python_calls_the_rust_quickstart_and_receives_its_events() {
     let vhost = Vhost::create();
     let org = emulator().await;
-    let config = Config::from_yaml_with_env(&yaml(&vhost, &org, ""), env_from::<&str, &str>([]))
-        .expect("config");
+    // One config file, unchanged, for the Rust service and the Python side
+    // (which reads it as `nameko run --config` does).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, yaml(&vhost, &org, "")).expect("write config");
+    let config = Config::load(&path).expect("config");
     let running = quickstart::quickstart_service(config)
         .start()
         .await
         .expect("the quickstart service starts");
 
     let listener = unique("quickstart-listener");
-    let spec = json!({"amqp_uri": vhost.pyamqp_uri(), "name": listener, "lifetime": 90});
+    let spec = json!({"config": path, "name": listener, "lifetime": 90});
     let mut child = Command::new(python())
         .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/quickstart_peer.py"))
         .arg(spec.to_string())

@@ -1,6 +1,8 @@
 """The Python side of the Quick Start test (Nameko 2.14).
 
-argv[1]: JSON {"amqp_uri", "name", "lifetime"}
+argv[1]: JSON {"config", "name", "lifetime"}: "config" is the path of the
+very YAML file the Rust Quick Start service was started with, read here as
+`nameko run --config` reads it (its `${VAR}` substitution included).
 
 Runs a service `name` with
 `@event_handler("some-service", "salesforce_contact_created")`, prints
@@ -16,6 +18,8 @@ import json
 import os
 import sys
 
+import yaml
+from nameko.cli.main import setup_yaml_parser
 from nameko.events import event_handler
 from nameko.runners import ServiceRunner
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -53,11 +57,14 @@ def main():
         os._exit(3)
 
     eventlet.spawn(watchdog)
-    runner = ServiceRunner({"AMQP_URI": CFG["amqp_uri"]})
+    setup_yaml_parser()
+    with open(CFG["config"]) as config_file:
+        config = yaml.safe_load(config_file)
+    runner = ServiceRunner(config)
     runner.add_service(Listener)
     runner.start()
     emit({"ready": True})
-    with ClusterRpcProxy({"AMQP_URI": CFG["amqp_uri"]}, timeout=20) as proxy:
+    with ClusterRpcProxy(config, timeout=20) as proxy:
         calls = [
             call(proxy, "create_contact", "Yo", "yo@yo.yo"),
             call(proxy, "create_contact", last_name="Kw", email_address="kw@yo.yo"),

@@ -224,10 +224,12 @@ async fn event_handlers_keep_the_configured_parent_calls_tracked() {
 
 #[tokio::test]
 async fn a_service_with_only_an_event_dispatcher_keeps_its_connection_until_stopped() {
+    let vhost = Vhost::create();
     let name = unique("svc-dispatch-only");
     let running = Service::new(&name)
         .config(config(&format!(
-            "AMQP_URI: '{AMQP}'\nSHUTDOWN_TIMEOUT: 5\n"
+            "AMQP_URI: '{}'\nSHUTDOWN_TIMEOUT: 5\n",
+            vhost.pyamqp_uri()
         )))
         .event_dispatcher()
         .start()
