@@ -29,6 +29,13 @@ pub(crate) const FLUSH_TIMEOUT: Duration = Duration::from_secs(30);
 /// trying to store pending markers before it gives up on them.
 pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Writes of a steady stream of markers are at least this far apart (a
+/// flush or close writes at once): each write is a durable commit (an
+/// fsync for the file store, a round trip for Redis), and markers only
+/// lag meanwhile, which after a crash means a few more events delivered
+/// again, never one lost.
+pub(crate) const COMMIT_INTERVAL: Duration = Duration::from_millis(50);
+
 /// Retry delays of failed store writes: short, because markers only lag
 /// while the store is down, and should catch up soon after it is back.
 const STORE_BACKOFF: Backoff = Backoff {
@@ -266,6 +273,11 @@ impl CommitLoop {
         true
     }
 
+    /// Whether anything waits to be written.
+    fn has_pending(&self) -> bool {
+        !self.pending.is_empty() || !self.stale.is_empty()
+    }
+
     /// The next write, if there is anything to write.
     fn job(&self) -> Option<(Job, BoxFuture<'static, Result<(), StoreError>>)> {
         let store = self.store.clone()?;
@@ -407,9 +419,14 @@ pub(crate) async fn commit_loop(
     let mut receiving = true;
     let mut write: Option<(Job, BoxFuture<'static, Result<(), StoreError>>)> = None;
     let mut retry_at: Option<Instant> = None;
+    // When the next write may start unless someone waits for it.
+    let mut write_at: Option<Instant> = None;
     loop {
-        if write.is_none() && retry_at.is_none() {
+        let urgent = !state.flushes.is_empty() || state.closing.is_some();
+        let due = urgent || write_at.is_none_or(|at| at <= Instant::now());
+        if write.is_none() && retry_at.is_none() && due {
             write = state.job();
+            write_at = None;
         }
         if write.is_none() && state.closing.is_some() && retry_at.is_none() {
             break; // everything is stored
@@ -437,11 +454,15 @@ pub(crate) async fn commit_loop(
             }, if write.is_some() => {
                 if let Some((job, _)) = write.take() {
                     match result {
-                        Ok(()) => state.stored(job),
+                        Ok(()) => {
+                            state.stored(job);
+                            write_at = Some(Instant::now() + COMMIT_INTERVAL);
+                        }
                         Err(error) => retry_at = Some(state.failed(&error)),
                     }
                 }
             },
+            () = sleep_until(write_at), if write.is_none() && write_at.is_some() && state.has_pending() => {},
             () = sleep_until(retry_at), if retry_at.is_some() => retry_at = None,
             () = sleep_until(deadline), if deadline.is_some() => {
                 if state.expire(Instant::now()) {
@@ -575,6 +596,8 @@ mod tests {
     struct Flaky {
         inner: MemoryStore,
         down: AtomicBool,
+        /// Successful marker writes.
+        writes: std::sync::atomic::AtomicUsize,
     }
 
     impl Flaky {
@@ -596,6 +619,7 @@ mod tests {
         }
         async fn advance(&self, channel: &str, marker: ReplayMarker) -> Result<bool, StoreError> {
             self.check()?;
+            self.writes.fetch_add(1, Ordering::AcqRel);
             self.inner.advance(channel, marker).await
         }
         async fn replace(&self, channel: &str, marker: ReplayMarker) -> Result<(), StoreError> {
@@ -609,6 +633,42 @@ mod tests {
         async fn list(&self) -> Result<Vec<(String, ReplayMarker)>, StoreError> {
             self.inner.list().await
         }
+    }
+
+    #[tokio::test]
+    async fn a_steady_stream_is_written_once_per_interval_and_a_flush_writes_at_once() {
+        let store = Arc::new(Flaky::default());
+        let commits = start(store.clone());
+        let started = Instant::now();
+        for id in 1..=100 {
+            let _ = commits.send(advance(id));
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let elapsed = started.elapsed();
+        flush(&commits, Duration::from_secs(2))
+            .await
+            .expect("flushed");
+        let writes = store.writes.load(Ordering::Acquire);
+        let bound = (elapsed.as_millis() / COMMIT_INTERVAL.as_millis()) as usize + 2;
+        assert!(
+            (1..=bound).contains(&writes),
+            "{writes} writes in {elapsed:?} (at most {bound})"
+        );
+        assert_eq!(
+            store.get(X).await.expect("get"),
+            Some(ReplayMarker::new(100, None))
+        );
+        // Right after a write, a flush does not wait for the interval.
+        let _ = commits.send(advance(101));
+        let asked = Instant::now();
+        flush(&commits, Duration::from_secs(2))
+            .await
+            .expect("flushed");
+        assert!(asked.elapsed() < COMMIT_INTERVAL, "{:?}", asked.elapsed());
+        assert_eq!(
+            store.get(X).await.expect("get"),
+            Some(ReplayMarker::new(101, None))
+        );
     }
 
     #[tokio::test]
