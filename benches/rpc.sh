@@ -6,7 +6,12 @@
 #   python     Python Nameko 2.14.1 (benches/clients/nameko_echo_service.py:
 #              eventlet-patched ServiceRunner as `nameko run`, default
 #              max_workers 10),
-# all three on the same RabbitMQ, each loaded by
+#   ceiling-10, ceiling-100  `sfstream-bench ceiling-server NAME PREFETCH`: the
+#              broker's own ceiling, the same AMQP work as a Nameko call
+#              (confirms, persistent, mandatory, acks) with no Nameko code on
+#              either side, loaded by `sfstream-bench ceiling-client` only;
+#              the servers above are reported as fractions of it,
+# all on the same RabbitMQ, each Nameko server loaded by
 #   py client    benches/clients/nameko_rpc_load.py: CONCURRENCY eventlet green
 #                threads, each with its own nameko.standalone.rpc.ClusterRpcProxy,
 #   rust client  `sfstream-bench rpc-client NAME CALLS CONCURRENCY`: CONCURRENCY
@@ -86,6 +91,10 @@ name[python]="py-$tag"
 start_server rust-10 "$bench" rpc-server "${name[rust-10]}" 10 "$LIFETIME"
 start_server rust-100 "$bench" rpc-server "${name[rust-100]}" 100 "$LIFETIME"
 start_server python "$python" -W ignore benches/clients/nameko_echo_service.py "${name[python]}" "$PY_AMQP_URI" "$LIFETIME"
+name[ceiling-10]="c10-$tag"
+name[ceiling-100]="c100-$tag"
+start_server ceiling-10 "$bench" ceiling-server "${name[ceiling-10]}" 10 "$LIFETIME"
+start_server ceiling-100 "$bench" ceiling-server "${name[ceiling-100]}" 100 "$LIFETIME"
 
 cpu_ticks() { if [[ -n "$1" && -r "/proc/$1/stat" ]]; then awk '{print $14 + $15}' "/proc/$1/stat"; else echo 0; fi; }
 # The broker's CPU too, when it is a local process we can see (read only).
@@ -95,7 +104,9 @@ per_call() { awk -v t="$1" -v n="$CALLS" -v hz="$(getconf CLK_TCK)" 'BEGIN{print
 
 client() { # client-kind server-key calls
     local svc="${name[$2]}"
-    if [[ "$1" == py ]]; then
+    if [[ "$1" == noop ]]; then
+        timeout "$RUN_TIMEOUT" "$bench" ceiling-client "$svc" "$3" "$CONCURRENCY"
+    elif [[ "$1" == py ]]; then
         timeout "$RUN_TIMEOUT" "$python" -W ignore benches/clients/nameko_rpc_load.py "$svc" "$3" "$CONCURRENCY" "$PY_AMQP_URI"
     else
         timeout "$RUN_TIMEOUT" "$bench" rpc-client "$svc" "$3" "$CONCURRENCY"
@@ -106,10 +117,13 @@ say "warm-up"
 for s in rust-10 rust-100 python; do
     for c in py rust; do client "$c" "$s" 200 > /dev/null || die "warm-up $c → $s failed"; done
 done
+for s in ceiling-10 ceiling-100; do client noop "$s" 200 > /dev/null || die "warm-up → $s failed"; done
 
 for run in $(seq 1 "$RUNS"); do
-    for c in py rust; do
-        for s in rust-10 rust-100 python; do
+    for pair in noop:ceiling-10 noop:ceiling-100 \
+        py:rust-10 py:rust-100 py:python rust:rust-10 rust:rust-100 rust:python; do
+        c="${pair%%:*}" s="${pair#*:}"
+        {
             before=$(cpu_ticks "${pid[$s]}")
             b_before=$(cpu_ticks "$broker")
             line=$(client "$c" "$s" "$CALLS") || die "$c client → $s failed"
@@ -120,7 +134,7 @@ for run in $(seq 1 "$RUNS"); do
             broker_us=$(per_call $((b_after - b_before)))
             printf '%s %s %s %s %s\n' "$c" "$s" "$rate" "$cpu_us" "$broker_us" >> "$OUT/runs.txt"
             say "run $run: $c client → $s: $rate calls/s, CPU µs/call: server $cpu_us, broker $broker_us"
-        done
+        }
     done
 done
 
@@ -133,17 +147,24 @@ for line in open(sys.argv[1]):
     c, s, rate, cpu, broker = line.split()
     rows[(c, s)].append((float(rate), float(cpu), float(broker)))
 print(f"calls {sys.argv[2]} per run, {sys.argv[3]} concurrent callers, medians of {len(next(iter(rows.values())))} runs\n")
-print("| client | server | calls/s | ÷ Python server | server CPU µs/call | RabbitMQ CPU µs/call |")
-print("| --- | --- | ---: | ---: | ---: | ---: |")
-label = {"py": "Python ClusterRpcProxy", "rust": "Rust RpcProxy"}
-for c in ("py", "rust"):
-    base = statistics.median(r[0] for r in rows[(c, "python")])
-    for s in ("rust-10", "rust-100", "python"):
-        rates = [r[0] for r in rows[(c, s)]]
-        cpus = [r[1] for r in rows[(c, s)]]
-        brokers = [r[2] for r in rows[(c, s)]]
-        med = statistics.median(rates)
-        server = {"rust-10": "Rust, max_workers 10", "rust-100": "Rust, max_workers 100",
-                  "python": "Python Nameko 2.14.1 (max_workers 10)"}[s]
-        print(f"| {label[c]} | {server} | {med:.0f} | {med / base:.2f}x | {statistics.median(cpus):.0f} | {statistics.median(brokers):.0f} |")
+print("| client | server | calls/s | ÷ Python server | ÷ broker ceiling | server CPU µs/call | RabbitMQ CPU µs/call |")
+print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+label = {"py": "Python ClusterRpcProxy", "rust": "Rust RpcProxy", "noop": "no-op caller"}
+server_label = {"rust-10": "Rust, max_workers 10", "rust-100": "Rust, max_workers 100",
+                "python": "Python Nameko 2.14.1 (max_workers 10)",
+                "ceiling-10": "no-op echo, prefetch 10 (broker ceiling)",
+                "ceiling-100": "no-op echo, prefetch 100 (broker ceiling)"}
+# Each server against the ceiling of the same prefetch (Python's is 10).
+ceiling_of = {"rust-10": "ceiling-10", "rust-100": "ceiling-100", "python": "ceiling-10",
+              "ceiling-10": "ceiling-10", "ceiling-100": "ceiling-100"}
+def med(c, s, i=0):
+    return statistics.median(r[i] for r in rows[(c, s)])
+for c, servers in (("noop", ("ceiling-10", "ceiling-100")),
+                   ("py", ("rust-10", "rust-100", "python")),
+                   ("rust", ("rust-10", "rust-100", "python"))):
+    for s in servers:
+        rate = med(c, s)
+        vs_python = f"{rate / med(c, 'python'):.2f}x" if c != "noop" else ""
+        vs_ceiling = rate / med("noop", ceiling_of[s])
+        print(f"| {label[c]} | {server_label[s]} | {rate:.0f} | {vs_python} | {vs_ceiling:.2f} | {med(c, s, 1):.0f} | {med(c, s, 2):.0f} |")
 PYEOF

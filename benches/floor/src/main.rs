@@ -32,6 +32,7 @@
 //! (benches/rpc.sh, see `rpc.rs`); `latency` measures record change →
 //! handler call against the in-process emulator (see `latency.rs`).
 
+mod ceiling;
 mod latency;
 mod rpc;
 
@@ -81,6 +82,18 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
+        ["ceiling-server", name] => runtime.block_on(ceiling::server(name, "10", "900")),
+        ["ceiling-server", name, prefetch] => {
+            runtime.block_on(ceiling::server(name, prefetch, "900"))
+        }
+        ["ceiling-server", name, prefetch, lifetime] => {
+            runtime.block_on(ceiling::server(name, prefetch, lifetime))
+        }
+        ["ceiling-client", name, calls, concurrency] => runtime.block_on(async {
+            tokio::time::timeout(DEADLINE, ceiling::client(name, calls, concurrency))
+                .await
+                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+        }),
         ["latency", n] => runtime.block_on(latency::run(n, "2")),
         ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
         _ => Err(
@@ -88,6 +101,8 @@ fn main() -> ExitCode {
                   sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
                   sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]\n       \
                   sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
+                  sfstream-bench ceiling-server NAME [PREFETCH] [LIFETIME_S]\n       \
+                  sfstream-bench ceiling-client NAME CALLS CONCURRENCY\n       \
                   sfstream-bench latency N [INTERVAL_MS]"
                 .into(),
         ),

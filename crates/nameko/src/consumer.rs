@@ -137,8 +137,8 @@ async fn run(
                 if matches!(e, Error::Closed) {
                     return drain(&mut inflight, Duration::ZERO).await;
                 }
-                let delay = conn.backoff().delay(attempt);
                 attempt = attempt.saturating_add(1);
+                let delay = conn.backoff().delay(attempt);
                 tracing::warn!(queue = %queue.name, error = %e, ?delay, "consumer setup failed; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
@@ -198,7 +198,7 @@ async fn run(
                 // Handlers of the lost channel cannot ack any more: the broker
                 // redelivers their messages. Let them finish in the background.
                 tokio::select! {
-                    _ = tokio::time::sleep(conn.backoff().delay(0)) => {}
+                    _ = tokio::time::sleep(conn.backoff().delay(1)) => {}
                     _ = stop_rx.changed() => {}
                 }
             }

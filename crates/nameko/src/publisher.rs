@@ -66,9 +66,9 @@ impl Publisher {
                     Err(Error::Closed) => return Err(Error::Closed),
                     Err(e) => {
                         *self.state.lock().await = None;
+                        attempt = attempt.saturating_add(1);
                         let delay = self.conn.backoff().delay(attempt);
                         tracing::warn!(error = %e, exchange = %msg.exchange.name, ?delay, "publish failed; retrying");
-                        attempt = attempt.saturating_add(1);
                         tokio::time::sleep(delay).await;
                     }
                 }
