@@ -47,7 +47,8 @@ async fn channel(conn: &Connection) -> Step<Channel> {
     let channel = conn.create_channel().await.map_err(text)?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
-        .await.map_err(text)?;
+        .await
+        .map_err(text)?;
     channel
         .exchange_declare(
             EXCHANGE.into(),
@@ -58,7 +59,8 @@ async fn channel(conn: &Connection) -> Step<Channel> {
             },
             FieldTable::default(),
         )
-        .await.map_err(text)?;
+        .await
+        .map_err(text)?;
     Ok(channel)
 }
 
@@ -83,7 +85,8 @@ async fn queue(
             },
             args,
         )
-        .await.map_err(text)?;
+        .await
+        .map_err(text)?;
     channel
         .queue_bind(
             name.into(),
@@ -92,7 +95,8 @@ async fn queue(
             QueueBindOptions::default(),
             FieldTable::default(),
         )
-        .await.map_err(text)?;
+        .await
+        .map_err(text)?;
     Ok(())
 }
 
@@ -144,7 +148,10 @@ pub async fn server(name: &str, prefetch: &str, lifetime: &str) -> Result<()> {
             FieldTable::default(),
         )
         .await?;
-    println!("{}", json!({"ready": true, "queue": queue_name, "prefetch": prefetch}));
+    println!(
+        "{}",
+        json!({"ready": true, "queue": queue_name, "prefetch": prefetch})
+    );
     let stdin_closed = tokio::task::spawn_blocking(|| {
         use std::io::Read;
         let mut buf = [0u8; 64];
@@ -216,7 +223,8 @@ async fn caller(
             BasicConsumeOptions::default(),
             FieldTable::default(),
         )
-        .await.map_err(text)?;
+        .await
+        .map_err(text)?;
     let routing_key = format!("{name}.echo");
     gate.wait().await;
     loop {
@@ -240,14 +248,24 @@ async fn caller(
             .with_reply_to(reply_to.as_str().into())
             .with_correlation_id(cid.as_str().into())
             .with_headers(headers);
-        publish(&channel, &routing_key, body.as_bytes(), properties, true).await.map_err(text)?;
+        publish(&channel, &routing_key, body.as_bytes(), properties, true)
+            .await
+            .map_err(text)?;
         let reply = tokio::time::timeout(Duration::from_secs(30), replies.next())
             .await
             .map_err(|_| format!("call {i}: no reply within 30 s"))?
             .ok_or("the reply consumer ended")?
             .map_err(text)?;
-        reply.acker.ack(BasicAckOptions::default()).await.map_err(text)?;
-        let got = reply.properties.correlation_id().as_ref().map(|c| c.as_str().to_owned());
+        reply
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .map_err(text)?;
+        let got = reply
+            .properties
+            .correlation_id()
+            .as_ref()
+            .map(|c| c.as_str().to_owned());
         if got.as_deref() != Some(cid.as_str()) || reply.data != body.as_bytes() {
             return Err(format!("call {i}: a wrong reply"));
         }

@@ -450,6 +450,34 @@ mod tests {
         Instant::now() + Duration::from_secs(secs)
     }
 
+    /// Answers the request in flight of its channel, in the current session.
+    fn answer(s: &mut Subscriptions<Probe>, request: &Request, reply: Reply) {
+        let session = s.session();
+        s.reply(&request.channel, &request.id, session, reply);
+    }
+
+    /// `channel` subscribed in a first session, then a new session: returns
+    /// the automatic resubscribe sent in it.
+    fn resubscribe_after_a_new_session(s: &mut Subscriptions<Probe>, channel: &str) -> Request {
+        s.want(channel, Kind::Subscribe, Probe::default(), later(60));
+        s.session_started();
+        let first = s.poll(Instant::now()).remove(0);
+        answer(s, &first, Reply::Accepted);
+        s.take_notices();
+        s.session_started();
+        s.poll(Instant::now()).remove(0)
+    }
+
+    /// In a session, a caller subscribes to `channel`: its probe and the
+    /// subscribe sent.
+    fn first_subscribe(s: &mut Subscriptions<Probe>, channel: &str) -> (Probe, Request) {
+        s.session_started();
+        let probe = Probe::default();
+        s.want(channel, Kind::Subscribe, probe.clone(), later(60));
+        let sent = s.poll(Instant::now()).remove(0);
+        (probe, sent)
+    }
+
     fn refused(text: &str, action: Refusal) -> Reply {
         Reply::Refused {
             error: ErrorField::parse(text),
@@ -547,20 +575,12 @@ mod tests {
     #[test]
     fn a_refused_automatic_resubscribe_is_retried_with_backoff() {
         let mut s = machine();
-        let probe = Probe::default();
-        s.want("/a", Kind::Subscribe, probe.clone(), later(60));
-        s.session_started();
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply("/a", &r.id, s.session(), Reply::Accepted);
-        s.take_notices();
-        // A new session: the automatic resubscribe is refused (e.g. 401
+        // The automatic resubscribe of a new session is refused (e.g. 401
         // during token rollover, or a transient server error).
-        s.session_started();
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply(
-            "/a",
-            &r.id,
-            s.session(),
+        let r = resubscribe_after_a_new_session(&mut s, "/a");
+        answer(
+            &mut s,
+            &r,
             refused("503::Server is too busy", Refusal::Later),
         );
         let notices = s.take_notices();
@@ -573,21 +593,17 @@ mod tests {
         let due = s.next_due().expect("a retry is due");
         let r = s.poll(due + Duration::from_millis(1)).remove(0);
         assert_eq!(r.kind, Kind::Subscribe);
-        s.reply("/a", &r.id, s.session(), Reply::Accepted);
+        answer(&mut s, &r, Reply::Accepted);
         assert_eq!(s.take_notices(), vec![Notice::Subscribed("/a".into())]);
     }
 
     #[test]
     fn a_refused_first_subscribe_fails_its_caller_at_once() {
         let mut s = machine();
-        s.session_started();
-        let probe = Probe::default();
-        s.want("/nope", Kind::Subscribe, probe.clone(), later(60));
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply(
-            "/nope",
-            &r.id,
-            s.session(),
+        let (probe, r) = first_subscribe(&mut s, "/nope");
+        answer(
+            &mut s,
+            &r,
             refused("405:/nope:Invalid channel", Refusal::Later),
         );
         assert!(probe.outcome().is_some_and(|o| o.is_err()));
@@ -598,17 +614,10 @@ mod tests {
     #[test]
     fn given_up_automatic_resubscribes_are_reported() {
         let mut s = machine();
-        s.want("/a", Kind::Subscribe, Probe::default(), later(60));
-        s.session_started();
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply("/a", &r.id, s.session(), Reply::Accepted);
-        s.take_notices();
-        s.session_started();
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply(
-            "/a",
-            &r.id,
-            s.session(),
+        let r = resubscribe_after_a_new_session(&mut s, "/a");
+        answer(
+            &mut s,
+            &r,
             refused("400::replay id expired", Refusal::GiveUp),
         );
         assert!(matches!(&s.take_notices()[..], [Notice::Failed { .. }]));
@@ -618,14 +627,10 @@ mod tests {
     #[test]
     fn a_lost_session_keeps_the_waiter_until_the_next_handshake() {
         let mut s = machine();
-        s.session_started();
-        let probe = Probe::default();
-        s.want("/a", Kind::Subscribe, probe.clone(), later(60));
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply(
-            "/a",
-            &r.id,
-            s.session(),
+        let (probe, r) = first_subscribe(&mut s, "/a");
+        answer(
+            &mut s,
+            &r,
             refused("402::session_unknown", Refusal::AfterHandshake),
         );
         assert!(probe.outcome().is_none());
@@ -640,16 +645,8 @@ mod tests {
     #[test]
     fn a_refusal_asking_for_a_retry_is_sent_again_at_once() {
         let mut s = machine();
-        s.session_started();
-        let probe = Probe::default();
-        s.want("/a", Kind::Subscribe, probe.clone(), later(60));
-        let r = s.poll(Instant::now()).remove(0);
-        s.reply(
-            "/a",
-            &r.id,
-            s.session(),
-            refused("400::The replayId {5} …", Refusal::Now),
-        );
+        let (_probe, r) = first_subscribe(&mut s, "/a");
+        answer(&mut s, &r, refused("400::The replayId {5} …", Refusal::Now));
         let again = s.poll(Instant::now());
         assert_eq!(again.len(), 1);
         assert_ne!(again[0].id, r.id);

@@ -77,6 +77,18 @@ fn handshake(message: &Value, counter: &Mutex<u32>) -> Vec<Value> {
     )]
 }
 
+/// The first connect is answered with `first`, every later one with a
+/// plain success.
+fn first_connect(m: &Value, connects: &Mutex<u32>, first: Vec<Value>) -> Vec<Value> {
+    let mut n = connects.lock();
+    *n += 1;
+    if *n == 1 {
+        first
+    } else {
+        vec![reply(m, json!({}))]
+    }
+}
+
 fn quick(url: &str) -> ClientBuilder {
     Client::builder(url)
         .backoff(Backoff {
@@ -197,21 +209,17 @@ async fn an_unknown_advice_value_does_not_lose_the_events_beside_it() {
     let connects = Mutex::new(0);
     let (url, _) = server(Arc::new(move |m| match channel(m) {
         "/meta/handshake" => handshake(m, &clients),
-        "/meta/connect" => {
-            let mut n = connects.lock();
-            *n += 1;
-            if *n == 1 {
-                vec![
-                    json!({"channel": "/x", "data": {"n": 1}}),
-                    reply(
-                        m,
-                        json!({"advice": {"reconnect": "whenever", "interval": "0"}}),
-                    ),
-                ]
-            } else {
-                vec![reply(m, json!({}))]
-            }
-        }
+        "/meta/connect" => first_connect(
+            m,
+            &connects,
+            vec![
+                json!({"channel": "/x", "data": {"n": 1}}),
+                reply(
+                    m,
+                    json!({"advice": {"reconnect": "whenever", "interval": "0"}}),
+                ),
+            ],
+        ),
         _ => vec![reply(m, json!({}))],
     }))
     .await;
@@ -234,18 +242,14 @@ async fn a_subscribe_completes_while_polling_is_paused_even_if_the_session_was_l
     let connects = Mutex::new(0);
     let (url, seen) = server(Arc::new(move |m| match channel(m) {
         "/meta/handshake" => handshake(m, &clients),
-        "/meta/connect" => {
-            let mut n = connects.lock();
-            *n += 1;
-            if *n == 1 {
-                vec![
-                    json!({"channel": "/a", "data": {"n": 1}}),
-                    reply(m, json!({})),
-                ]
-            } else {
-                vec![reply(m, json!({}))]
-            }
-        }
+        "/meta/connect" => first_connect(
+            m,
+            &connects,
+            vec![
+                json!({"channel": "/a", "data": {"n": 1}}),
+                reply(m, json!({})),
+            ],
+        ),
         "/meta/subscribe" if m["clientId"] == "c1" && m["subscription"] == "/b" => {
             vec![
                 json!({"channel": "/meta/subscribe", "id": m["id"], "subscription": "/b",
