@@ -48,6 +48,7 @@ mod client;
 mod error;
 mod extension;
 mod message;
+mod session;
 mod subscriptions;
 mod transport;
 

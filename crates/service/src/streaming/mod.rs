@@ -10,31 +10,24 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use futures::future::{BoxFuture, join_all};
-use parking_lot::Mutex;
-use sfstream_bayeux::{Backoff, ClientEvent};
+use futures::future::BoxFuture;
+use sfstream_bayeux::ClientEvent;
 use sfstream_salesforce::replay::{MemoryStore, RedisStore, ReplayStore, channel_key, open_store};
 use sfstream_salesforce::rest::SalesforceClient;
-use sfstream_salesforce::{
-    Authenticator, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
-};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::task::JoinSet;
+use sfstream_salesforce::{Authenticator, Delivery, StreamEvent, StreamingClient};
 
-use crate::config::{Config, OnFailure, ReplayStoreConfig, SalesforceConfig};
-use crate::delivery::{Ticket, Watermark};
+use crate::config::{ReplayStoreConfig, SalesforceConfig};
 use crate::entrypoints::{Binding, Entrypoint};
 use crate::error::ServiceError;
-use crate::handler::{BoxedHandler, EventContext, Handler, boxed, function_name};
+use crate::handler::{BoxedHandler, Handler, boxed, function_name};
 use crate::metrics::{ChannelState, ServiceMetrics};
 use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
 
-/// The longest delay between retries.
-const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
+mod dispatch;
+
+use dispatch::Dispatcher;
 
 /// A handler bound to one entrypoint, as registered.
 struct Route {
@@ -205,13 +198,7 @@ async fn start(
         .started
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let dispatcher = Dispatcher {
-        subscriptions: Arc::new(subscriptions),
-        windows: Arc::new(Mutex::new(HashMap::new())),
-        max_in_flight: section.max_in_flight.max(1),
-        context,
-        config,
-    };
+    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
     Ok(Box::pin(dispatcher.run(streaming, messages, shutdown)))
 }
 
@@ -437,363 +424,10 @@ async fn replay_store(section: &SalesforceConfig) -> Result<Arc<dyn ReplayStore>
     })
 }
 
-/// What became of one event.
-enum Outcome {
-    /// Every handler succeeded.
-    Handled,
-    /// A handler failed for good and the event was recorded as failed (skip).
-    Skipped,
-    /// A handler failed for good under the stop policy.
-    Fatal(ServiceError),
-}
-
-/// An event taken and not yet below its channel's watermark.
-struct InFlight {
-    message: Arc<StreamMessage>,
-    /// Its place in the window, given back when it passes the watermark.
-    _room: OwnedSemaphorePermit,
-}
-
-/// The in-flight events of one subscription, at most `MAX_IN_FLIGHT`.
-struct Window {
-    watermark: Watermark<InFlight>,
-    /// The places left in the window.
-    room: Arc<Semaphore>,
-    /// When a full window was last logged (to log it once per episode, not
-    /// per event).
-    full_logged: Option<Instant>,
-}
-
-/// How often a full window is logged at most.
-const FULL_LOG_INTERVAL: Duration = Duration::from_secs(60);
-
-type Windows = Mutex<HashMap<String, Window>>;
-
-struct Dispatcher {
-    subscriptions: Arc<Subscriptions>,
-    windows: Arc<Windows>,
-    max_in_flight: usize,
-    context: ServiceContext,
-    config: Arc<Config>,
-}
-
-impl Dispatcher {
-    async fn run(
-        self,
-        streaming: StreamingClient,
-        mut messages: sfstream_salesforce::StreamMessages,
-        shutdown: ShutdownSignal,
-    ) -> Result<(), ServiceError> {
-        let workers = Arc::new(Semaphore::new(self.config.max_workers.max(1)));
-        let fatal: Arc<Mutex<Option<ServiceError>>> = Arc::new(Mutex::new(None));
-        let mut tasks = JoinSet::new();
-        let mut ended: Option<ServiceError> = None;
-        let mut last_error: Option<String> = None;
-        loop {
-            // A free worker first, so a slow handler pauses the taking of
-            // events (the client buffers up to MAX_PENDING and keeps the
-            // long poll alive).
-            let permit = tokio::select! {
-                biased;
-                _ = shutdown.wait() => break,
-                permit = workers.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-            };
-            let item = tokio::select! {
-                biased;
-                _ = shutdown.wait() => break,
-                item = messages.next() => item,
-            };
-            while tasks.try_join_next().is_some() {}
-            match item {
-                Some(Ok(message)) => {
-                    let key = self
-                        .subscriptions
-                        .of(&message.subscription, &message.channel)
-                        .to_string();
-                    // A full window pauses the taking of events (of every
-                    // channel: they share one stream); the streaming client
-                    // then stops polling once MAX_PENDING are buffered.
-                    let Some(room) = self.room(&key, &shutdown).await else {
-                        break;
-                    };
-                    self.dispatch(key, message, permit, room, &mut tasks, &fatal);
-                }
-                Some(Err(error)) => {
-                    if is_subscription_failure(&error) {
-                        // Reported, with the channel's state, through the
-                        // SubscriptionFailed event.
-                        tracing::debug!(%error, "subscription failed");
-                    } else {
-                        tracing::error!(%error, "streaming error");
-                    }
-                    last_error = Some(error.to_string());
-                }
-                None => {
-                    ended = Some(ServiceError::StreamEnded(
-                        last_error.unwrap_or_else(|| "the stream closed".into()),
-                    ));
-                    self.context.shutdown().trigger();
-                    break;
-                }
-            }
-        }
-
-        // Stop: no new events; in-flight handlers finish within the timeout.
-        let in_flight = tasks.len();
-        if in_flight > 0 {
-            tracing::info!(in_flight, "waiting for in-flight handlers");
-        }
-        let timeout = self.config.shutdown_timeout;
-        let drained = tokio::time::timeout(timeout, async {
-            while tasks.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                still_running = tasks.len(),
-                ?timeout,
-                "handlers still running after SHUTDOWN_TIMEOUT; abandoning them (their events are not committed and will be delivered again)"
-            );
-            tasks.abort_all();
-            while tasks.join_next().await.is_some() {}
-        }
-        // Commit what passed the watermark, then disconnect.
-        streaming.flush().await;
-        streaming.close().await;
-        self.context.metrics().set_connected(false);
-        drop(messages);
-        let fatal = fatal.lock().take();
-        match fatal.or(ended) {
-            Some(error) => Err(error),
-            None => Ok(()),
-        }
-    }
-
-    /// A place in the window of `key`, waiting while it is full; `None`
-    /// when the service stops first.
-    async fn room(&self, key: &str, shutdown: &ShutdownSignal) -> Option<OwnedSemaphorePermit> {
-        let room = {
-            let mut windows = self.windows.lock();
-            let window = windows.entry(key.to_string()).or_insert_with(|| Window {
-                watermark: Watermark::new(),
-                room: Arc::new(Semaphore::new(self.max_in_flight)),
-                full_logged: None,
-            });
-            if let Ok(permit) = window.room.clone().try_acquire_owned() {
-                return Some(permit);
-            }
-            if window
-                .full_logged
-                .is_none_or(|at| at.elapsed() >= FULL_LOG_INTERVAL)
-            {
-                window.full_logged = Some(Instant::now());
-                let oldest = window
-                    .watermark
-                    .oldest_pending()
-                    .and_then(|e| e.message.replay_id());
-                tracing::warn!(
-                    channel = %key, max_in_flight = self.max_in_flight, oldest_replay_id = ?oldest,
-                    "MAX_IN_FLIGHT events waiting behind an unfinished one: taking no more events until it finishes or HANDLER_TIMEOUT ends it"
-                );
-            }
-            window.room.clone()
-        };
-        tokio::select! {
-            biased;
-            _ = shutdown.wait() => None,
-            permit = room.acquire_owned() => permit.ok(),
-        }
-    }
-
-    fn dispatch(
-        &self,
-        key: String,
-        message: StreamMessage,
-        permit: OwnedSemaphorePermit,
-        room: OwnedSemaphorePermit,
-        tasks: &mut JoinSet<()>,
-        fatal: &Arc<Mutex<Option<ServiceError>>>,
-    ) {
-        let metrics = self.context.metrics().channel(&key);
-        metrics.received.increment(1);
-        let handlers = self.subscriptions.handlers(&key);
-        let message = Arc::new(message);
-        let ticket = {
-            let mut windows = self.windows.lock();
-            let Some(window) = windows.get_mut(&key) else {
-                // `room` made the window; it is never removed.
-                return;
-            };
-            let ticket = window.watermark.push(InFlight {
-                message: message.clone(),
-                _room: room,
-            });
-            metrics
-                .watermark_lag
-                .set(window.watermark.in_flight() as f64);
-            ticket
-        };
-        if handlers.is_empty() {
-            tracing::warn!(channel = %key, replay_id = ?message.replay_id(), "no handler for this channel; skipping the event");
-        }
-        let windows = self.windows.clone();
-        let context = self.context.clone();
-        let config = self.config.clone();
-        let fatal = fatal.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let outcomes = join_all(handlers.into_iter().map(|handler| {
-                let event = Arc::new(EventContext {
-                    message: message.clone(),
-                    binding: handler.binding.clone(),
-                    service: context.clone(),
-                    method_name: handler.method_name.clone(),
-                    worker: std::sync::OnceLock::new(),
-                });
-                call_with_policy(handler, event, &config, &metrics)
-            }))
-            .await;
-            let mut skipped = false;
-            for outcome in outcomes {
-                match outcome {
-                    Outcome::Handled => {}
-                    Outcome::Skipped => skipped = true,
-                    Outcome::Fatal(error) => {
-                        metrics.failed.increment(1);
-                        fatal.lock().get_or_insert(error);
-                        context.shutdown().trigger();
-                        // Never completed: the watermark stays below it.
-                        return;
-                    }
-                }
-            }
-            if skipped {
-                metrics.failed.increment(1);
-            } else {
-                metrics.handled.increment(1);
-            }
-            complete(&windows, &key, ticket, &metrics);
-        });
-    }
-}
-
-/// Marks an event done and commits the new watermark, if it moved (the
-/// events that passed it give their places in the window back).
-fn complete(
-    windows: &Windows,
-    key: &str,
-    ticket: Ticket,
-    metrics: &crate::metrics::ChannelMetrics,
-) {
-    let committed = {
-        let mut windows = windows.lock();
-        let Some(window) = windows.get_mut(key) else {
-            return;
-        };
-        let committed = window.watermark.complete(ticket);
-        metrics
-            .watermark_lag
-            .set(window.watermark.in_flight() as f64);
-        committed
-    };
-    if let Some(event) = committed {
-        event.message.ack();
-    }
-}
-
-/// Whether a stream error is a subscription given up (which the
-/// `SubscriptionFailed` event reports).
-fn is_subscription_failure(error: &StreamingError) -> bool {
-    matches!(
-        error,
-        StreamingError::ReplayIdExpired { .. }
-            | StreamingError::Bayeux(sfstream_bayeux::Error::SubscriptionFailed { .. })
-    )
-}
-
-/// Calls a handler, retrying with exponential backoff; applies the
-/// failure policy once the retries are spent.
-async fn call_with_policy(
-    handler: BoundHandler,
-    event: Arc<EventContext>,
-    config: &Config,
-    metrics: &crate::metrics::ChannelMetrics,
-) -> Outcome {
-    let backoff = Backoff {
-        initial: config.retry_delay,
-        max: MAX_RETRY_DELAY,
-    };
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let started = Instant::now();
-        // A call still running at the timeout is dropped (cancelled at its
-        // next await) and counts as a retryable failure, so one stuck call
-        // cannot hold the watermark for ever.
-        let result =
-            match tokio::time::timeout(config.handler_timeout, (handler.handler)(event.clone()))
-                .await
-            {
-                Ok(result) => result,
-                Err(_) => {
-                    metrics.timeouts.increment(1);
-                    Err(crate::handler::HandlerError {
-                        message: format!(
-                            "the handler did not finish within {:?} (HANDLER_TIMEOUT)",
-                            config.handler_timeout
-                        ),
-                        retryable: true,
-                    })
-                }
-            };
-        metrics
-            .handler_seconds
-            .record(started.elapsed().as_secs_f64());
-        let error = match result {
-            Ok(()) => return Outcome::Handled,
-            Err(error) => error,
-        };
-        let channel = event.channel();
-        let replay_id = event.replay_id();
-        if error.retryable && attempts <= config.retries {
-            let delay = backoff.delay(attempts);
-            tracing::warn!(
-                handler = %handler.name, %channel, ?replay_id, attempt = attempts,
-                retry_in = ?delay, error = %error, "handler failed; retrying"
-            );
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        return match config.on_failure {
-            OnFailure::Skip => {
-                tracing::error!(
-                    handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
-                    "handler failed; event recorded as failed and skipped (ON_FAILURE: skip)"
-                );
-                Outcome::Skipped
-            }
-            _ => {
-                tracing::error!(
-                    handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
-                    "handler failed; stopping the service (ON_FAILURE: stop)"
-                );
-                Outcome::Fatal(ServiceError::HandlerFailed {
-                    handler: handler.name.to_string(),
-                    channel: channel.to_string(),
-                    replay_id,
-                    attempts,
-                    error: error.message,
-                })
-            }
-        };
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use sfstream_bayeux::ErrorField;
 
     use super::*;
