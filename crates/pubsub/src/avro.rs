@@ -1,0 +1,1 @@
+//! Avro payloads to and from JSON (to be written).

@@ -1,0 +1,1 @@
+//! CDC field bitmaps (to be written).
