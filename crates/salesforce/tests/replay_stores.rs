@@ -16,6 +16,9 @@ use sfstream_salesforce::replay::{
     open_store, start_point,
 };
 
+#[path = "replay_stores/opaque.rs"]
+mod opaque;
+
 fn m(id: i64, ms: Option<i64>) -> ReplayMarker {
     ReplayMarker::new(id, ms.and_then(DateTime::from_timestamp_millis))
 }
@@ -240,6 +243,7 @@ async fn contract(store: &dyn ReplayStore) {
         store.remove(&channel).await.expect("cleanup");
     }
     assert!(store.list().await.expect("list").is_empty());
+    opaque::contract(store).await;
 }
 
 /// Concurrent advancers on one store end with the maximum.

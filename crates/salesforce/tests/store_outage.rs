@@ -9,7 +9,9 @@ use async_trait::async_trait;
 use futures::StreamExt;
 use serde_json::json;
 use sfstream_emulator::{Emulator, EmulatorConfig};
-use sfstream_salesforce::replay::{FileStore, RedisStore, ReplayMarker, ReplayStore, StoreError};
+use sfstream_salesforce::replay::{
+    FileStore, OpaqueMarker, RedisStore, ReplayMarker, ReplayStore, StoreError,
+};
 use sfstream_salesforce::{Delivery, StreamMessages, StreamingClient};
 use sfstream_testkit::emulator::{authenticator as login, push_topic};
 use sfstream_testkit::redis::RedisServer;
@@ -162,6 +164,24 @@ impl ReplayStore for FailingDisk {
     }
     async fn list(&self) -> Result<Vec<(String, ReplayMarker)>, StoreError> {
         self.inner.list().await
+    }
+    async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError> {
+        self.inner.get_opaque(topic).await
+    }
+    async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_opaque(topic, marker).await
+    }
+    async fn put_opaque_many(&self, markers: &[(String, OpaqueMarker)]) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.put_opaque_many(markers).await
+    }
+    async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.remove_opaque(topic).await
+    }
+    async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError> {
+        self.inner.list_opaque().await
     }
 }
 

@@ -10,10 +10,17 @@ use chrono::DateTime;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::marker::ReplayMarker;
+use super::opaque::OpaqueMarker;
 use super::store::{ReplayStore, StoreError};
 
 /// channel key → (replay id, creation time in epoch ms or [`NO_TIME`]).
 const TABLE: TableDefinition<&str, (i64, i64)> = TableDefinition::new("replay_markers");
+
+/// Pub/Sub topic → (opaque replay id, creation time in epoch ms or
+/// [`NO_TIME`]): a table of its own, so a topic name that is also a CometD
+/// channel keeps both markers apart.
+const OPAQUE_TABLE: TableDefinition<&str, (&[u8], i64)> =
+    TableDefinition::new("pubsub_replay_markers");
 
 /// The stored creation time of a marker without one.
 const NO_TIME: i64 = i64::MIN;
@@ -116,6 +123,8 @@ impl FileStore {
         // a file with another layout is refused now.
         let txn = db.begin_write().map_err(|e| map_err(&name, e))?;
         txn.open_table(TABLE).map_err(|e| map_err(&name, e))?;
+        txn.open_table(OPAQUE_TABLE)
+            .map_err(|e| map_err(&name, e))?;
         txn.commit().map_err(|e| map_err(&name, e))?;
         Ok(Self {
             db: Arc::new(db),
@@ -191,17 +200,59 @@ fn decode(
     channel: &str,
     (replay_id, ms): (i64, i64),
 ) -> Result<ReplayMarker, StoreError> {
-    let created = if ms == NO_TIME {
-        None
-    } else {
-        Some(
-            DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt {
-                store: store.to_string(),
-                detail: format!("creation time {ms} of {channel} is out of range"),
-            })?,
-        )
-    };
+    let created = decode_time(store, channel, ms)?;
     Ok(ReplayMarker { replay_id, created })
+}
+
+fn decode_time(
+    store: &str,
+    channel: &str,
+    ms: i64,
+) -> Result<Option<DateTime<chrono::Utc>>, StoreError> {
+    if ms == NO_TIME {
+        return Ok(None);
+    }
+    DateTime::from_timestamp_millis(ms)
+        .map(Some)
+        .ok_or_else(|| StoreError::Corrupt {
+            store: store.to_string(),
+            detail: format!("creation time {ms} of {channel} is out of range"),
+        })
+}
+
+fn decode_opaque(
+    store: &str,
+    topic: &str,
+    (replay_id, ms): (&[u8], i64),
+) -> Result<OpaqueMarker, StoreError> {
+    Ok(OpaqueMarker {
+        replay_id: replay_id.to_vec(),
+        created: decode_time(store, topic, ms)?,
+    })
+}
+
+/// Writes opaque markers in one durable transaction.
+fn put_opaque_in(
+    db: &Database,
+    store: &str,
+    markers: &[(String, OpaqueMarker)],
+) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(|e| map_err(store, e))?;
+    {
+        let mut table = txn
+            .open_table(OPAQUE_TABLE)
+            .map_err(|e| map_err(store, e))?;
+        for (topic, marker) in markers {
+            let value = (
+                marker.replay_id.as_slice(),
+                marker.created_millis().unwrap_or(NO_TIME),
+            );
+            table
+                .insert(topic.as_str(), value)
+                .map_err(|e| map_err(store, e))?;
+        }
+    }
+    txn.commit().map_err(|e| map_err(store, e))
 }
 
 /// Advances one marker inside an open write transaction.
@@ -327,6 +378,76 @@ impl ReplayStore for FileStore {
                 let channel = key.value().to_string();
                 let marker = decode(store, &channel, value.value())?;
                 all.push((channel, marker));
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError> {
+        let key = topic.to_string();
+        self.run(move |db, store| {
+            let txn = db.begin_read().map_err(|e| map_err(store, e))?;
+            let table = txn
+                .open_table(OPAQUE_TABLE)
+                .map_err(|e| map_err(store, e))?;
+            match table.get(key.as_str()).map_err(|e| map_err(store, e))? {
+                Some(guard) => decode_opaque(store, &key, guard.value()).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError> {
+        let batch = vec![(topic.to_string(), marker.clone())];
+        self.run(move |db, store| put_opaque_in(db, store, &batch))
+            .await
+    }
+
+    async fn put_opaque_many(&self, markers: &[(String, OpaqueMarker)]) -> Result<(), StoreError> {
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let batch = markers.to_vec();
+        self.run(move |db, store| put_opaque_in(db, store, &batch))
+            .await
+    }
+
+    async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError> {
+        let key = topic.to_string();
+        self.run(move |db, store| {
+            let txn = db.begin_write().map_err(|e| map_err(store, e))?;
+            let removed = {
+                let mut table = txn
+                    .open_table(OPAQUE_TABLE)
+                    .map_err(|e| map_err(store, e))?;
+                table
+                    .remove(key.as_str())
+                    .map_err(|e| map_err(store, e))?
+                    .is_some()
+            };
+            if removed {
+                txn.commit().map_err(|e| map_err(store, e))
+            } else {
+                txn.abort().map_err(|e| map_err(store, e))
+            }
+        })
+        .await
+    }
+
+    async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError> {
+        self.run(move |db, store| {
+            let txn = db.begin_read().map_err(|e| map_err(store, e))?;
+            let table = txn
+                .open_table(OPAQUE_TABLE)
+                .map_err(|e| map_err(store, e))?;
+            let mut all = Vec::new();
+            for entry in table.iter().map_err(|e| map_err(store, e))? {
+                let (key, value) = entry.map_err(|e| map_err(store, e))?;
+                let topic = key.value().to_string();
+                let marker = decode_opaque(store, &topic, value.value())?;
+                all.push((topic, marker));
             }
             Ok(all)
         })

@@ -7,6 +7,7 @@ use async_trait::async_trait;
 use parking_lot::Mutex;
 
 use super::marker::ReplayMarker;
+use super::opaque::OpaqueMarker;
 use super::store::{ReplayStore, StoreError};
 
 /// Markers kept in memory (lost when the process ends).
@@ -30,6 +31,7 @@ use super::store::{ReplayStore, StoreError};
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     markers: Mutex<HashMap<String, ReplayMarker>>,
+    opaque: Mutex<HashMap<String, OpaqueMarker>>,
 }
 
 impl MemoryStore {
@@ -96,6 +98,39 @@ impl ReplayStore for MemoryStore {
             .lock()
             .iter()
             .map(|(channel, marker)| (channel.clone(), *marker))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(all)
+    }
+
+    async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError> {
+        Ok(self.opaque.lock().get(topic).cloned())
+    }
+
+    async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError> {
+        self.opaque.lock().insert(topic.to_string(), marker.clone());
+        Ok(())
+    }
+
+    async fn put_opaque_many(&self, markers: &[(String, OpaqueMarker)]) -> Result<(), StoreError> {
+        let mut map = self.opaque.lock();
+        for (topic, marker) in markers {
+            map.insert(topic.clone(), marker.clone());
+        }
+        Ok(())
+    }
+
+    async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError> {
+        self.opaque.lock().remove(topic);
+        Ok(())
+    }
+
+    async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError> {
+        let mut all: Vec<_> = self
+            .opaque
+            .lock()
+            .iter()
+            .map(|(topic, marker)| (topic.clone(), marker.clone()))
             .collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(all)

@@ -15,6 +15,9 @@
 //!   [`FileStore`] (redb, crash-safe) and [`RedisStore`] (compatible with
 //!   the Python Nameko Salesforce extension); [`open_store`] opens one from
 //!   a URI.
+//! - [`OpaqueMarker`]: the marker of a Pub/Sub API topic (an opaque replay
+//!   id), kept by every store apart from the integer markers
+//!   ([`ReplayStore::get_opaque`] and friends).
 //!
 //! Stores key markers by subscription, exactly as subscribed: a channel
 //! (`/topic/X`, the Python-compatible key) or a channel with its filter
@@ -27,14 +30,18 @@
 mod file;
 mod marker;
 mod memory;
+mod opaque;
 mod redis;
 mod store;
 mod uri;
 
-pub use self::redis::{DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, RedisStore};
+pub use self::redis::{
+    DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, DEFAULT_OPAQUE_PREFIX, RedisStore,
+};
 pub use file::FileStore;
 pub use marker::{ParseReplayFromError, ReplayFrom, ReplayMarker, ReplayOption};
 pub use memory::MemoryStore;
+pub use opaque::OpaqueMarker;
 pub use sfstream_common::redact_url;
 pub use store::{ReplayStore, StoreError, start_point};
 pub use uri::open_store;

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::marker::ReplayMarker;
+use super::opaque::OpaqueMarker;
 use super::store::{ReplayStore, StoreError};
 use super::{MIN_RETENTION, channel_key, retention};
 use sfstream_common::redact_url;
@@ -21,6 +22,14 @@ pub const DEFAULT_ID_PREFIX: &str = "salesforce:replay_id:";
 
 /// The key prefix of the companion creation times.
 pub const DEFAULT_CREATED_PREFIX: &str = "salesforce:replay_created:";
+
+mod opaque;
+
+/// The key prefix of opaque (Pub/Sub API) replay markers: a namespace of
+/// sfstream's own, which the Python extension never reads, so a topic that
+/// is also a CometD channel (`/data/AccountChangeEvent`) keeps its
+/// integer marker for Python and its opaque one for Pub/Sub side by side.
+pub const DEFAULT_OPAQUE_PREFIX: &str = "salesforce:pubsub_replay:";
 
 /// Compares and sets one or more markers atomically (scripts run alone).
 ///
@@ -128,6 +137,15 @@ return results
 /// also when an advance keeps it (an older or equal marker), so a consumer
 /// that keeps committing never sees its marker expire.
 ///
+/// # Pub/Sub API markers
+///
+/// Opaque markers ([`OpaqueMarker`], of Pub/Sub API topics) go under a
+/// namespace of their own, `salesforce:pubsub_replay:<topic>` (see
+/// [`DEFAULT_OPAQUE_PREFIX`]), which the Python extension never reads: the
+/// value is the replay id in standard base64, followed by a space and the
+/// creation time in epoch ms when known (`AAAAAAAAEjQAAA== 1712694387000`).
+/// Every write sets the TTL, like the integer keys.
+///
 /// # TTL and retention
 ///
 /// A TTL shorter than the channel's [`retention`] (24 h for PushTopics and
@@ -166,6 +184,7 @@ pub struct RedisStore {
     ttl: Option<Duration>,
     id_prefix: String,
     created_prefix: String,
+    opaque_prefix: String,
     script: Script,
     /// Whether the TTL's shortfall against a channel's retention was
     /// logged (once per store and its clones).
@@ -179,6 +198,7 @@ impl std::fmt::Debug for RedisStore {
             .field("ttl", &self.ttl)
             .field("id_prefix", &self.id_prefix)
             .field("created_prefix", &self.created_prefix)
+            .field("opaque_prefix", &self.opaque_prefix)
             .finish()
     }
 }
@@ -211,6 +231,7 @@ impl RedisStore {
             ttl,
             id_prefix: DEFAULT_ID_PREFIX.to_string(),
             created_prefix: DEFAULT_CREATED_PREFIX.to_string(),
+            opaque_prefix: DEFAULT_OPAQUE_PREFIX.to_string(),
             script: Script::new(ADVANCE_LUA),
             ttl_warned: Arc::new(AtomicBool::new(false)),
         };
@@ -269,14 +290,32 @@ impl RedisStore {
 
     /// Uses `prefix` for replay ids; the creation times go under the same
     /// prefix with a final `replay_id:` replaced by `replay_created:`, or
-    /// with `created:` appended when it does not end that way.
+    /// with `created:` appended when it does not end that way, and opaque
+    /// markers likewise under `pubsub_replay:` (or `pubsub:` appended).
     pub fn with_key_prefix(self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
-        let created = match prefix.strip_suffix("replay_id:") {
-            Some(base) => format!("{base}replay_created:"),
-            None => format!("{prefix}created:"),
+        let (created, opaque) = match prefix.strip_suffix("replay_id:") {
+            Some(base) => (
+                format!("{base}replay_created:"),
+                format!("{base}pubsub_replay:"),
+            ),
+            None => (format!("{prefix}created:"), format!("{prefix}pubsub:")),
         };
         self.with_key_prefixes(prefix, created)
+            .with_opaque_prefix(opaque)
+    }
+
+    /// Uses `prefix` instead of `salesforce:pubsub_replay:` for opaque
+    /// (Pub/Sub API) markers. It must not be a prefix of the other two
+    /// followed by `/`.
+    pub fn with_opaque_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.opaque_prefix = prefix.into();
+        self
+    }
+
+    /// The key prefix of opaque (Pub/Sub API) markers.
+    pub fn opaque_prefix(&self) -> &str {
+        &self.opaque_prefix
     }
 
     /// The key prefix of replay ids.
@@ -466,6 +505,10 @@ impl ReplayStore for RedisStore {
                 if key.starts_with(&self.created_prefix) && self.created_prefix != self.id_prefix {
                     continue;
                 }
+                // So does an opaque prefix extending it.
+                if key.starts_with(&self.opaque_prefix) && self.opaque_prefix != self.id_prefix {
+                    continue;
+                }
                 if let Some(channel) = key.strip_prefix(&self.id_prefix) {
                     channels.push(channel.to_string());
                 }
@@ -498,5 +541,26 @@ impl ReplayStore for RedisStore {
             }
         }
         Ok(all)
+    }
+
+    async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError> {
+        self.get_opaque_impl(topic).await
+    }
+
+    async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError> {
+        self.put_opaque_impl(&[(topic.to_string(), marker.clone())])
+            .await
+    }
+
+    async fn put_opaque_many(&self, markers: &[(String, OpaqueMarker)]) -> Result<(), StoreError> {
+        self.put_opaque_impl(markers).await
+    }
+
+    async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError> {
+        self.remove_opaque_impl(topic).await
+    }
+
+    async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError> {
+        self.list_opaque_impl().await
     }
 }

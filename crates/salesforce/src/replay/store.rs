@@ -5,6 +5,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use super::marker::{ReplayFrom, ReplayMarker};
+use super::opaque::OpaqueMarker;
 
 /// Durable storage of the newest processed [`ReplayMarker`] per channel
 /// (aiosfstream's `ReplayMarkerStorage`).
@@ -69,6 +70,27 @@ pub trait ReplayStore: Send + Sync + Debug {
 
     /// Every stored `(channel, marker)`, sorted by channel.
     async fn list(&self) -> Result<Vec<(String, ReplayMarker)>, StoreError>;
+
+    /// The stored opaque (Pub/Sub API) marker of `topic`, if any. Opaque
+    /// markers are kept apart from the integer ones: `get("/data/X")` and
+    /// `get_opaque("/data/X")` never see each other's marker.
+    async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError>;
+
+    /// Stores `marker` for `topic`, replacing what is stored. Opaque ids
+    /// cannot be compared, so the caller decides what is newest (the Pub/Sub
+    /// client orders markers by arrival).
+    async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError>;
+
+    /// [`put_opaque`](ReplayStore::put_opaque) for a batch (a later entry
+    /// of the same topic wins), as one transaction or round trip where the
+    /// store can.
+    async fn put_opaque_many(&self, markers: &[(String, OpaqueMarker)]) -> Result<(), StoreError>;
+
+    /// Forgets the opaque marker of `topic` (a missing one is not an error).
+    async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError>;
+
+    /// Every stored opaque `(topic, marker)`, sorted by topic.
+    async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError>;
 }
 
 /// Where `channel` should start: after its stored marker, or at `default`

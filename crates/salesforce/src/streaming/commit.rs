@@ -512,7 +512,7 @@ async fn sleep_until(at: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::replay::{MemoryStore, ReplayFrom};
+    use crate::replay::{MemoryStore, OpaqueMarker, ReplayFrom};
     use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -632,6 +632,27 @@ mod tests {
         }
         async fn list(&self) -> Result<Vec<(String, ReplayMarker)>, StoreError> {
             self.inner.list().await
+        }
+        async fn get_opaque(&self, topic: &str) -> Result<Option<OpaqueMarker>, StoreError> {
+            self.inner.get_opaque(topic).await
+        }
+        async fn put_opaque(&self, topic: &str, marker: &OpaqueMarker) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put_opaque(topic, marker).await
+        }
+        async fn put_opaque_many(
+            &self,
+            markers: &[(String, OpaqueMarker)],
+        ) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.put_opaque_many(markers).await
+        }
+        async fn remove_opaque(&self, topic: &str) -> Result<(), StoreError> {
+            self.check()?;
+            self.inner.remove_opaque(topic).await
+        }
+        async fn list_opaque(&self) -> Result<Vec<(String, OpaqueMarker)>, StoreError> {
+            self.inner.list_opaque().await
         }
     }
 
