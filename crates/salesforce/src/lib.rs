@@ -66,6 +66,7 @@
 pub mod auth;
 pub mod defaults;
 mod http_error;
+pub mod pubsub;
 pub mod replay;
 pub mod rest;
 mod secret;

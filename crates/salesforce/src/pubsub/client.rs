@@ -1,0 +1,380 @@
+//! [`PubSubClientBuilder`] and [`PubSubClient`]: the Pub/Sub API behind the
+//! same subscription, replay-marker and handler API as the CometD client.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sfstream_common::Backoff;
+use sfstream_pubsub::proto::{ReplayPreset, TopicInfo};
+use tokio::sync::{mpsc, watch};
+
+use super::commit::{CLOSE_TIMEOUT, Commit, FLUSH_TIMEOUT, FlushError, commit_loop};
+use super::connect::{Connection, Transport, channel};
+use super::error::PubSubError;
+use super::event::{Emitter, EventHandler, PubSubEvent};
+use super::message::{Item, PubSubMessages, TopicShared};
+use super::publish::{Published, Publisher};
+use super::schema::{Schemas, get_schema, get_topic};
+use super::subscription::{Kind, Start, Subscription};
+use crate::auth::Authenticator;
+use crate::replay::{MemoryStore, ReplayFrom, ReplayStore};
+use crate::streaming::Delivery;
+
+/// How long the server may stay silent while it owes events: its keepalive
+/// period (270 s) plus a margin, after which the stream is opened again.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(270 + 30);
+
+/// Builds a [`PubSubClient`].
+pub struct PubSubClientBuilder {
+    authenticator: Authenticator,
+    transport: Transport,
+    org_id: Option<String>,
+    store: Arc<dyn ReplayStore>,
+    default_replay: ReplayFrom,
+    fallback: Option<ReplayFrom>,
+    delivery: Delivery,
+    max_pending: usize,
+    connection_timeout: Option<Duration>,
+    rpc_timeout: Duration,
+    idle_timeout: Duration,
+    backoff: Backoff,
+    on_event: Option<EventHandler>,
+}
+
+impl std::fmt::Debug for PubSubClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PubSubClientBuilder")
+            .field("url", &self.transport.url)
+            .field("store", &self.store)
+            .field("default_replay", &self.default_replay)
+            .field("fallback", &self.fallback)
+            .field("delivery", &self.delivery)
+            .field("max_pending", &self.max_pending)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `New` is `LATEST`, `All` is `EARLIEST`; a replay id is not a preset.
+fn preset(from: ReplayFrom) -> Result<ReplayPreset, PubSubError> {
+    match from {
+        ReplayFrom::New => Ok(ReplayPreset::Latest),
+        ReplayFrom::All => Ok(ReplayPreset::Earliest),
+        other => Err(PubSubError::Connection(format!(
+            "replay option {other} has no Pub/Sub preset: use NEW (LATEST) or ALL (EARLIEST); a replay id is given with subscribe_from"
+        ))),
+    }
+}
+
+impl PubSubClientBuilder {
+    /// The Pub/Sub endpoint (default [`sfstream_pubsub::DEFAULT_URL`]);
+    /// plain `http://` only to loopback hosts.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.transport.url = url.into();
+        self
+    }
+
+    /// The org id sent as `tenantid`, when the login flow gives none and
+    /// the access token does not start with it.
+    pub fn org_id(mut self, org_id: impl Into<String>) -> Self {
+        self.org_id = Some(org_id.into());
+        self
+    }
+
+    /// Where markers are kept (default: in memory).
+    pub fn replay_store(mut self, store: Arc<dyn ReplayStore>) -> Self {
+        self.store = store;
+        self
+    }
+
+    /// Where a topic starts when the store has nothing for it: `New`
+    /// (`LATEST`, the default) or `All` (`EARLIEST`).
+    pub fn default_replay(mut self, from: ReplayFrom) -> Self {
+        self.default_replay = from;
+        self
+    }
+
+    /// When a stored replay id is refused (corrupt or expired), resubscribe
+    /// with this (`New` or `All`) and remove the marker, instead of ending
+    /// the subscription with [`PubSubError::ReplayIdInvalid`].
+    pub fn replay_fallback(mut self, fallback: Option<ReplayFrom>) -> Self {
+        self.fallback = fallback;
+        self
+    }
+
+    /// When markers are committed (on hand-out, or on [`ack`](super::PubSubMessage::ack)).
+    pub fn delivery(mut self, delivery: Delivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    /// Most events per subscription requested from the server or waiting
+    /// to be taken (default [`DEFAULT_MAX_PENDING`](crate::DEFAULT_MAX_PENDING)).
+    pub fn max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
+    }
+
+    /// Give up when a stream (or a re-login) could not be re-established
+    /// for this long (`None`: retry forever).
+    pub fn connection_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// Bound of unary calls (GetTopic, GetSchema, Publish) and of opening a
+    /// stream (default 30 s).
+    pub fn rpc_timeout(mut self, timeout: Duration) -> Self {
+        self.rpc_timeout = timeout;
+        self
+    }
+
+    /// Reopen a stream that stays silent (no event, no keepalive) this long
+    /// while it owes events (default [`DEFAULT_IDLE_TIMEOUT`]).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 keepalive pings: every `interval`, the connection is dropped
+    /// when one is not answered within `timeout` (default 60 s and 20 s).
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.transport.keepalive_interval = interval;
+        self.transport.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Retry delays.
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// Called for every [`PubSubEvent`].
+    pub fn on_event(mut self, handler: impl Fn(&PubSubEvent) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(Arc::new(handler));
+        self
+    }
+
+    /// Logs in and sets up the channel (connected by the first call).
+    pub async fn connect(self) -> Result<(PubSubClient, PubSubMessages), PubSubError> {
+        let default_preset = preset(self.default_replay)?;
+        let fallback = self.fallback.map(preset).transpose()?;
+        let emit = Emitter(self.on_event);
+        let channel = channel(&self.transport, self.authenticator.insecure_http_allowed())?;
+        let connection = Arc::new(Connection::new(
+            channel,
+            self.authenticator,
+            self.org_id,
+            emit.clone(),
+            self.backoff,
+            self.connection_timeout,
+            self.rpc_timeout,
+        ));
+        connection.auth().await?;
+        let (commits, commit_rx) = mpsc::unbounded_channel();
+        tokio::spawn(commit_loop(self.store.clone(), commit_rx, emit));
+        let (out, rx) = mpsc::unbounded_channel();
+        let (shutdown, _) = watch::channel(false);
+        let client = PubSubClient {
+            inner: Arc::new(Inner {
+                connection,
+                schemas: Arc::new(Schemas::default()),
+                store: self.store,
+                default_preset,
+                fallback,
+                max_pending: self.max_pending,
+                idle_timeout: self.idle_timeout,
+                commits,
+                out,
+                shutdown,
+            }),
+        };
+        Ok((
+            client,
+            PubSubMessages {
+                rx,
+                delivery: self.delivery,
+            },
+        ))
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    connection: Arc<Connection>,
+    schemas: Arc<Schemas>,
+    store: Arc<dyn ReplayStore>,
+    default_preset: ReplayPreset,
+    fallback: Option<ReplayPreset>,
+    max_pending: usize,
+    idle_timeout: Duration,
+    commits: mpsc::UnboundedSender<Commit>,
+    out: mpsc::UnboundedSender<Item>,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Schemas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Schemas")
+    }
+}
+
+/// A Pub/Sub API client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct PubSubClient {
+    inner: Arc<Inner>,
+}
+
+impl PubSubClient {
+    /// A builder that logs in with `authenticator`.
+    pub fn builder(authenticator: Authenticator) -> PubSubClientBuilder {
+        PubSubClientBuilder {
+            authenticator,
+            transport: Transport {
+                url: sfstream_pubsub::DEFAULT_URL.to_string(),
+                keepalive_interval: Duration::from_secs(60),
+                keepalive_timeout: Duration::from_secs(20),
+                connect_timeout: Duration::from_secs(10),
+            },
+            org_id: None,
+            store: Arc::new(MemoryStore::new()),
+            default_replay: ReplayFrom::New,
+            fallback: None,
+            delivery: Delivery::Automatic,
+            max_pending: crate::DEFAULT_MAX_PENDING,
+            connection_timeout: Some(crate::DEFAULT_CONNECTION_TIMEOUT),
+            rpc_timeout: Duration::from_secs(30),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            backoff: Backoff::default(),
+            on_event: None,
+        }
+    }
+
+    /// GetTopic.
+    pub async fn get_topic(&self, topic: &str) -> Result<TopicInfo, PubSubError> {
+        get_topic(&self.inner.connection, topic).await
+    }
+
+    /// GetSchema: the Avro schema (JSON text) of `schema_id`.
+    pub async fn get_schema(&self, schema_id: &str) -> Result<String, PubSubError> {
+        get_schema(&self.inner.connection, schema_id).await
+    }
+
+    /// Subscribes to `topic` (`/event/Order__e`, `/data/AccountChangeEvent`),
+    /// starting after its stored marker, or from the default replay preset
+    /// when nothing is stored. Checks the topic first (GetTopic).
+    pub async fn subscribe(&self, topic: &str) -> Result<(), PubSubError> {
+        let start = match self.inner.store.get_opaque(topic).await? {
+            Some(marker) => Start::Custom(marker.replay_id),
+            None => Start::Preset(self.inner.default_preset),
+        };
+        self.start(topic, start, true).await
+    }
+
+    /// Subscribes to `topic` from `ReplayFrom::New`/`All`, or from a replay
+    /// id (`replay_id`), ignoring the store.
+    pub async fn subscribe_from(
+        &self,
+        topic: &str,
+        from: ReplayFrom,
+        replay_id: Option<Vec<u8>>,
+    ) -> Result<(), PubSubError> {
+        let start = match replay_id {
+            Some(id) => Start::Custom(id),
+            None => Start::Preset(preset(from)?),
+        };
+        self.start(topic, start, true).await
+    }
+
+    /// Subscribes through a managed subscription (`ManagedSubscribe`, by
+    /// developer name): the server keeps its position, committed after the
+    /// handler succeeded (on hand-out or on [`ack`](super::PubSubMessage::ack)).
+    pub async fn subscribe_managed(&self, developer_name: &str) -> Result<(), PubSubError> {
+        let kind = Kind::Managed {
+            developer_name: developer_name.to_string(),
+        };
+        self.spawn(developer_name, kind, Start::Preset(ReplayPreset::Latest));
+        Ok(())
+    }
+
+    async fn start(&self, topic: &str, start: Start, check: bool) -> Result<(), PubSubError> {
+        if check {
+            let info = self.get_topic(topic).await?;
+            if !info.can_subscribe {
+                return Err(PubSubError::Connection(format!(
+                    "the topic {topic} cannot be subscribed to by this user"
+                )));
+            }
+        }
+        let kind = Kind::Topic {
+            fallback: self.inner.fallback,
+        };
+        self.spawn(topic, kind, start);
+        Ok(())
+    }
+
+    fn spawn(&self, topic: &str, kind: Kind, start: Start) {
+        let inner = &self.inner;
+        let subscription = Subscription {
+            topic: topic.into(),
+            kind,
+            start,
+            connection: inner.connection.clone(),
+            schemas: inner.schemas.clone(),
+            shared: Arc::new(TopicShared::default()),
+            out: inner.out.clone(),
+            commits: inner.commits.clone(),
+            max_pending: inner.max_pending,
+            idle_timeout: inner.idle_timeout,
+            subscribe_timeout: inner.connection.rpc_timeout,
+            shutdown: inner.shutdown.subscribe(),
+        };
+        tokio::spawn(subscription.run());
+    }
+
+    /// Publishes JSON events to `topic`, encoded with its schema; one
+    /// outcome per event, in order.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        events: &[Value],
+    ) -> Result<Vec<Published>, PubSubError> {
+        super::publish::publish(&self.inner.connection, &self.inner.schemas, topic, events).await
+    }
+
+    /// Opens a PublishStream to `topic`.
+    pub async fn publisher(&self, topic: &str) -> Result<Publisher, PubSubError> {
+        Publisher::open(
+            self.inner.connection.clone(),
+            self.inner.schemas.clone(),
+            topic,
+        )
+        .await
+    }
+
+    /// The replay store.
+    pub fn replay_store(&self) -> &Arc<dyn ReplayStore> {
+        &self.inner.store
+    }
+
+    /// Waits (up to 30 s) until every marker committed so far is stored;
+    /// logs what is not.
+    pub async fn flush(&self) {
+        if let Err(error) = self.flush_within(FLUSH_TIMEOUT).await {
+            tracing::warn!(%error, "flushing Pub/Sub replay markers");
+        }
+    }
+
+    /// Waits up to `timeout` until every marker committed so far is stored.
+    pub async fn flush_within(&self, timeout: Duration) -> Result<(), FlushError> {
+        super::commit::flush(&self.inner.commits, timeout).await
+    }
+
+    /// Ends every subscription, tries for up to 10 s to store pending
+    /// markers, and releases the store.
+    pub async fn close(&self) {
+        let _ = self.inner.shutdown.send(true);
+        super::commit::close(&self.inner.commits, CLOSE_TIMEOUT).await;
+    }
+}

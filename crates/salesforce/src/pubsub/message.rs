@@ -1,0 +1,166 @@
+//! [`PubSubMessage`] and [`PubSubMessages`]: the decoded events of every
+//! subscription, in order per topic, with `ack()`.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc};
+
+use super::commit::Commit;
+use super::error::PubSubError;
+use crate::replay::OpaqueMarker;
+use crate::streaming::Delivery;
+
+/// What a subscription shares with the stream and its messages.
+#[derive(Debug, Default)]
+pub(crate) struct TopicShared {
+    /// Items handed to the consumer (flow control tops up from this).
+    pub(crate) taken: AtomicU64,
+    /// Messages handed out and not yet acknowledged (Acknowledged mode).
+    pub(crate) unacked: AtomicU64,
+    /// Wakes the subscription when the consumer takes or acknowledges.
+    pub(crate) notify: Notify,
+    /// The topic's local sequence: the order its events arrived in.
+    pub(crate) seq: AtomicU64,
+}
+
+impl TopicShared {
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::AcqRel) + 1
+    }
+}
+
+/// Where an acknowledgement goes.
+#[derive(Debug, Clone)]
+pub(crate) enum AckTo {
+    /// The replay store, through the commit loop.
+    Store(mpsc::UnboundedSender<Commit>),
+    /// The managed subscription's stream (CommitReplayRequest).
+    Managed(mpsc::UnboundedSender<(u64, Vec<u8>)>),
+}
+
+/// An item of a subscription, and its topic's shared state.
+pub(crate) type Item = (Arc<TopicShared>, Result<PubSubMessage, PubSubError>);
+
+/// One event.
+#[derive(Debug)]
+pub struct PubSubMessage {
+    /// The topic (or, for a managed subscription, its topic name).
+    pub topic: String,
+    /// The schema id of the payload.
+    pub schema_id: String,
+    /// The event's id (`ProducerEvent.id`).
+    pub event_id: String,
+    /// The payload decoded to JSON; Change Data Capture bitmaps
+    /// (`changedFields`, `nulledFields`, `diffFields`) are field names.
+    pub payload: Value,
+    /// The replay id, as Salesforce sent it.
+    pub replay_id: Vec<u8>,
+    pub(crate) key: Arc<str>,
+    pub(crate) seq: u64,
+    pub(crate) ack_to: Option<AckTo>,
+    pub(crate) shared: Option<Arc<TopicShared>>,
+    pub(crate) acked: AtomicBool,
+}
+
+impl PubSubMessage {
+    /// The replay id as text (base64).
+    pub fn replay_id_text(&self) -> String {
+        sfstream_pubsub::replay_id::to_text(&self.replay_id)
+    }
+
+    /// The line the CLI prints for this event:
+    /// `{"schema": <schema id>, "payload": {…}, "event": {"replayId": "<base64>"}}`.
+    pub fn line_data(&self) -> Value {
+        json!({
+            "schema": self.schema_id,
+            "payload": self.payload,
+            "event": {"replayId": self.replay_id_text()},
+        })
+    }
+
+    /// Commits this event's replay id (in [`Delivery::Acknowledged`] mode;
+    /// a no-op otherwise, and after the first call): to the replay store,
+    /// or to the server for a managed subscription. Markers are kept in
+    /// stream order: acknowledging out of order never moves the stored
+    /// marker backwards.
+    pub fn ack(&self) {
+        if self.acked.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.commit();
+        if let Some(shared) = &self.shared {
+            shared.unacked.fetch_sub(1, Ordering::AcqRel);
+            shared.notify.notify_one();
+        }
+    }
+
+    fn commit(&self) {
+        match &self.ack_to {
+            Some(AckTo::Store(commits)) => {
+                let _ = commits.send(Commit::Mark {
+                    topic: self.key.clone(),
+                    seq: self.seq,
+                    marker: Some(OpaqueMarker::new(self.replay_id.clone(), None)),
+                });
+            }
+            Some(AckTo::Managed(commits)) => {
+                let _ = commits.send((self.seq, self.replay_id.clone()));
+            }
+            None => {}
+        }
+    }
+}
+
+/// The events of every subscription of a client, in order per topic. A
+/// subscription that fails for good yields its error and ends; the others
+/// go on. Memory is bounded: each subscription asks the server for no
+/// more than `max_pending` events minus those waiting here.
+#[derive(Debug)]
+pub struct PubSubMessages {
+    pub(crate) rx: mpsc::UnboundedReceiver<Item>,
+    pub(crate) delivery: Delivery,
+}
+
+impl PubSubMessages {
+    /// Items received and not yet taken (all subscriptions).
+    pub fn pending_count(&self) -> usize {
+        self.rx.len()
+    }
+
+    fn hand_out(&self, shared: Arc<TopicShared>, item: &mut Result<PubSubMessage, PubSubError>) {
+        shared.taken.fetch_add(1, Ordering::AcqRel);
+        if let Ok(message) = item {
+            match self.delivery {
+                Delivery::Automatic => {
+                    message.acked.store(true, Ordering::Release);
+                    message.commit();
+                }
+                Delivery::Acknowledged => {
+                    shared.unacked.fetch_add(1, Ordering::AcqRel);
+                    message.shared = Some(shared.clone());
+                }
+            }
+        }
+        shared.notify.notify_one();
+    }
+}
+
+impl Stream for PubSubMessages {
+    type Item = Result<PubSubMessage, PubSubError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some((shared, mut item))) => {
+                self.hand_out(shared, &mut item);
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
