@@ -186,7 +186,7 @@ impl PubSubClientBuilder {
                 max_pending: self.max_pending,
                 idle_timeout: self.idle_timeout,
                 commits,
-                out,
+                out: parking_lot::Mutex::new(Some(out)),
                 shutdown,
             }),
         };
@@ -210,7 +210,9 @@ struct Inner {
     max_pending: usize,
     idle_timeout: Duration,
     commits: mpsc::UnboundedSender<Commit>,
-    out: mpsc::UnboundedSender<Item>,
+    /// Taken by close, so the message stream ends once the subscriptions
+    /// have stopped.
+    out: parking_lot::Mutex<Option<mpsc::UnboundedSender<Item>>>,
     shutdown: watch::Sender<bool>,
 }
 
@@ -294,8 +296,7 @@ impl PubSubClient {
         let kind = Kind::Managed {
             developer_name: developer_name.to_string(),
         };
-        self.spawn(developer_name, kind, Start::Preset(ReplayPreset::Latest));
-        Ok(())
+        self.spawn(developer_name, kind, Start::Preset(ReplayPreset::Latest))
     }
 
     async fn start(&self, topic: &str, start: Start, check: bool) -> Result<(), PubSubError> {
@@ -310,12 +311,12 @@ impl PubSubClient {
         let kind = Kind::Topic {
             fallback: self.inner.fallback,
         };
-        self.spawn(topic, kind, start);
-        Ok(())
+        self.spawn(topic, kind, start)
     }
 
-    fn spawn(&self, topic: &str, kind: Kind, start: Start) {
+    fn spawn(&self, topic: &str, kind: Kind, start: Start) -> Result<(), PubSubError> {
         let inner = &self.inner;
+        let out = inner.out.lock().clone().ok_or(PubSubError::Closed)?;
         let subscription = Subscription {
             topic: topic.into(),
             kind,
@@ -323,7 +324,7 @@ impl PubSubClient {
             connection: inner.connection.clone(),
             schemas: inner.schemas.clone(),
             shared: Arc::new(TopicShared::default()),
-            out: inner.out.clone(),
+            out,
             commits: inner.commits.clone(),
             max_pending: inner.max_pending,
             idle_timeout: inner.idle_timeout,
@@ -331,6 +332,7 @@ impl PubSubClient {
             shutdown: inner.shutdown.subscribe(),
         };
         tokio::spawn(subscription.run());
+        Ok(())
     }
 
     /// Publishes JSON events to `topic`, encoded with its schema; one
@@ -375,6 +377,7 @@ impl PubSubClient {
     /// markers, and releases the store.
     pub async fn close(&self) {
         let _ = self.inner.shutdown.send(true);
+        self.inner.out.lock().take();
         super::commit::close(&self.inner.commits, CLOSE_TIMEOUT).await;
     }
 }

@@ -28,9 +28,8 @@ pub(crate) async fn decode_event(
         error,
     };
     let mut payload = sfstream_pubsub::avro::decode(&schema, &producer.payload).map_err(codec)?;
-    if payload.get("ChangeEventHeader").is_some() {
-        sfstream_pubsub::bitmap::expand_change_event(&schema, &mut payload).map_err(codec)?;
-    }
+    // A no-op for events without a ChangeEventHeader.
+    sfstream_pubsub::bitmap::expand_change_event(&schema, &mut payload).map_err(codec)?;
     Ok(Decoded {
         schema_id: producer.schema_id,
         event_id: producer.id,

@@ -65,7 +65,13 @@ struct Batch {
 enum Ended {
     Status(tonic::Status),
     Silent,
-    ClosedByServer,
+    /// The Subscribe call was not answered in time.
+    OpenTimeout,
+    /// A clean end; `owed` is whether events were still requested (a
+    /// stream with nothing requested is closed by the server when idle).
+    ClosedByServer {
+        owed: bool,
+    },
     Shutdown,
     /// Nothing more to do (the consumer is gone, or a fatal error was sent).
     Done,
@@ -87,6 +93,9 @@ impl Subscription {
         let mut start = self.start.clone();
         let mut attempt = 0u32;
         let mut failing_since: Option<Instant> = None;
+        // Re-logins since the last healthy stream: a token refused again
+        // right after a login is retried with backoff, not in a loop.
+        let mut relogins = 0u32;
         let mut auth = match self.connection.auth().await {
             Ok(auth) => auth,
             Err(error) => return self.fail(error),
@@ -110,19 +119,34 @@ impl Subscription {
             if healthy {
                 attempt = 0;
                 failing_since = None;
+                relogins = 0;
             }
             let reason = match ended {
                 Ended::Shutdown | Ended::Done => return,
                 Ended::Silent => "no event and no keepalive within the idle timeout".to_string(),
-                Ended::ClosedByServer => "the server ended the stream".to_string(),
+                Ended::OpenTimeout => format!(
+                    "Subscribe was not answered within {:?}",
+                    self.subscribe_timeout
+                ),
+                // Idle close of a paused stream: expected, reopened as soon
+                // as the consumer makes room.
+                Ended::ClosedByServer { owed: false } => continue,
+                Ended::ClosedByServer { owed: true } => "the server ended the stream".to_string(),
                 Ended::Status(status) => match remedy(&status) {
-                    Remedy::LogInAgain => match self.connection.relogin(&auth).await {
-                        Ok(fresh) => {
-                            auth = fresh;
-                            continue;
+                    Remedy::LogInAgain if relogins < 2 => {
+                        relogins += 1;
+                        match self.connection.relogin(&auth).await {
+                            Ok(fresh) => {
+                                auth = fresh;
+                                continue;
+                            }
+                            Err(error) => return self.fail(error),
                         }
-                        Err(error) => return self.fail(error),
-                    },
+                    }
+                    Remedy::LogInAgain => {
+                        relogins = 0;
+                        format!("the new session was refused too: {}", status.message())
+                    }
                     Remedy::ReplayIdInvalid => {
                         let (
                             Start::Custom(refused),
@@ -240,7 +264,7 @@ impl Subscription {
                         })
                         .boxed()),
                     Ok(Err(status)) => Err(Ended::Status(status)),
-                    Err(_) => Err(Ended::Silent),
+                    Err(_) => Err(Ended::OpenTimeout),
                 }
             }
             Kind::Managed { .. } => {
@@ -261,7 +285,7 @@ impl Subscription {
                         })
                         .boxed()),
                     Ok(Err(status)) => Err(Ended::Status(status)),
-                    Err(_) => Err(Ended::Silent),
+                    Err(_) => Err(Ended::OpenTimeout),
                 }
             }
         };
@@ -287,7 +311,10 @@ impl Subscription {
                     let batch = match next {
                         Some(Ok(batch)) => batch,
                         Some(Err(status)) => return (Ended::Status(status), resume, healthy),
-                        None => return (Ended::ClosedByServer, resume, healthy),
+                        None => {
+                            let owed = flow.outstanding() > 0;
+                            return (Ended::ClosedByServer { owed }, resume, healthy);
+                        }
                     };
                     last_heard = Instant::now();
                     healthy = true;
