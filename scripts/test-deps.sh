@@ -151,7 +151,7 @@ ensure_node_modules() {
     fi
     say "node modules: npm ci in $(realpath --relative-to="$repo" "$clients")"
     (cd "$clients" && npm ci --no-audit --no-fund --loglevel=error) || die "npm ci failed"
-    (cd "$clients" && node -e 'require("jsforce"); require("faye"); require("cometd-nodejs-server")') \
+    (cd "$clients" && node -e 'require("jsforce"); require("faye"); require("cometd-nodejs-server"); require("salesforce-pubsub-api-client")') \
         || die "the installed Node clients do not load"
     printf '%s\n' "$want" >"$npm_stamp"
     say "node modules: ready"

@@ -28,12 +28,20 @@
 //! sfstream-bench latency N [INTERVAL_MS]
 //! ```
 //!
+//! ```text
+//! sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS
+//! ```
+//!
+//! `pubsub-floor` is the Avro-decode-only floor of benches/pubsub_drain.sh
+//! (see `pubsub.rs`).
+//!
 //! `rpc-server` / `rpc-client` serve and load Nameko `echo(x)` calls
 //! (benches/rpc.sh, see `rpc.rs`); `latency` measures record change →
 //! handler call against the in-process emulator (see `latency.rs`).
 
 mod ceiling;
 mod latency;
+mod pubsub;
 mod rpc;
 
 use std::process::ExitCode;
@@ -94,11 +102,17 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
+        ["pubsub-floor", url, pubsub_url, topic, events] => runtime.block_on(async {
+            tokio::time::timeout(DEADLINE, pubsub::floor(url, pubsub_url, topic, events))
+                .await
+                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+        }),
         ["latency", n] => runtime.block_on(latency::run(n, "2")),
         ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
         _ => Err(
             "usage: sfstream-bench setup URL TOPIC COUNT [FIELD_BYTES]\n       \
                   sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
+                  sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS\n       \
                   sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]\n       \
                   sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
                   sfstream-bench ceiling-server NAME [PREFETCH] [LIFETIME_S]\n       \
@@ -118,6 +132,13 @@ fn main() -> ExitCode {
 
 /// An access token and the instance URL.
 async fn login(http: &reqwest::Client, url: &str) -> Result<(String, String)> {
+    let (token, instance, _org) = login_with_org(http, url).await?;
+    Ok((token, instance))
+}
+
+/// An access token, the instance URL and the org id (from the identity URL
+/// `…/id/<org id>/<user id>`).
+async fn login_with_org(http: &reqwest::Client, url: &str) -> Result<(String, String, String)> {
     let password = format!("{PASSWORD}{SECURITY_TOKEN}");
     let response: Value = http
         .post(format!(
@@ -138,9 +159,15 @@ async fn login(http: &reqwest::Client, url: &str) -> Result<(String, String)> {
         .await?;
     let token = response["access_token"].as_str().ok_or("no access_token")?;
     let instance = response["instance_url"].as_str().ok_or("no instance_url")?;
+    let id = response["id"].as_str().ok_or("no identity URL")?;
+    let org = id
+        .rsplit('/')
+        .nth(1)
+        .ok_or("no org id in the identity URL")?;
     Ok((
         token.to_string(),
         instance.trim_end_matches('/').to_string(),
+        org.to_string(),
     ))
 }
 

@@ -5,8 +5,8 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// The newest API version the emulator serves (and the default for clients).
-pub const LATEST_API_VERSION: &str = "62.0";
+/// The newest API version the emulator serves (Spring '26).
+pub const LATEST_API_VERSION: &str = "66.0";
 
 /// The oldest API version the emulator serves.
 pub const OLDEST_API_VERSION: f64 = 20.0;

@@ -908,3 +908,37 @@ async fn login_faults_answer_503_then_logins_work_again() {
     assert_eq!(oauth().await, StatusCode::OK);
     assert_eq!(soap().await, StatusCode::OK);
 }
+
+/// Salesforce removed SOAP `login()` from API 65.0 on, with this fault
+/// (its text as Salesforce's Java client reports it).
+#[tokio::test]
+async fn soap_login_is_refused_from_api_65_on() {
+    let emulator = start_default().await;
+    for version in ["65.0", "66.0"] {
+        let (status, xml) = soap_request(
+            &emulator,
+            &format!("/services/Soap/u/{version}"),
+            soap_envelope(USERNAME, "passwordtoken"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{xml}");
+        assert_eq!(
+            element_text(&xml, "exceptionCode").as_deref(),
+            Some("INVALID_OPERATION"),
+            "{xml}"
+        );
+        assert_eq!(
+            element_text(&xml, "exceptionMessage"),
+            Some(format!(
+                "The SOAP Login operation is not available in the API version specified ({version}). Refer to the documentation for supported versions."
+            ))
+        );
+    }
+    let (status, xml) = soap_request(
+        &emulator,
+        "/services/Soap/u/64.0",
+        soap_envelope(USERNAME, "passwordtoken"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{xml}");
+}

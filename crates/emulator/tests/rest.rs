@@ -273,6 +273,9 @@ async fn versions_are_listed_without_a_token() {
         .and_then(|v| v.last())
         .cloned()
         .expect("versions");
-    assert_eq!(last["version"], "62.0");
-    assert_eq!(last["url"], "/services/data/v62.0");
+    assert_eq!(last["version"], sfstream_emulator::LATEST_API_VERSION);
+    assert_eq!(
+        last["url"],
+        format!("/services/data/v{}", sfstream_emulator::LATEST_API_VERSION)
+    );
 }

@@ -88,6 +88,17 @@ fn login(org: &Org, version: &str, body: &[u8], api: Api) -> Response {
             "UnexpectedErrorFault",
         );
     }
+    if !has_login_operation(version) {
+        // Salesforce removed login() from API 65.0 on (its exact fault).
+        return api_fault(
+            api,
+            "INVALID_OPERATION",
+            &format!(
+                "The SOAP Login operation is not available in the API version specified ({version}). Refer to the documentation for supported versions."
+            ),
+            "UnexpectedErrorFault",
+        );
+    }
     let (username, password) = match parse_request(body) {
         Ok(SoapRequest::Login { username, password }) => (username, password),
         Ok(SoapRequest::Other { operation }) => {
@@ -112,6 +123,11 @@ fn login(org: &Org, version: &str, body: &[u8], api: Api) -> Response {
         StatusCode::OK,
         &login_response(org, &user, version, api, &session_id),
     )
+}
+
+/// Whether API `version` still has the SOAP `login()` call (before 65.0).
+fn has_login_operation(version: &str) -> bool {
+    version.parse::<f64>().is_ok_and(|v| v < 65.0)
 }
 
 /// Whether the emulator serves API `version` (e.g. `62.0`).

@@ -325,9 +325,11 @@ impl Authenticator {
             } => {
                 let password = password_with_token(password, security_token.as_ref());
                 redactor.add(password.expose());
+                warn_soap_retirement();
+                let version = crate::defaults::soap_login_api_version(&config.api_version);
                 let url = config
                     .login_url
-                    .endpoint(&format!("/services/Soap/u/{}", config.api_version));
+                    .endpoint(&format!("/services/Soap/u/{version}"));
                 soap::login(&self.call(&redactor), &url, username, &password).await
             }
             Credentials::RefreshToken {
@@ -510,6 +512,19 @@ pub(crate) fn transport_error(error: &reqwest::Error, call: &Call<'_>) -> AuthEr
         .unwrap_or_else(|| "the login server".to_string());
     let text = crate::http_error::describe(error, &url, call.timeout);
     AuthError::Transport(truncate(call.redactor.scrub(&text), 300))
+}
+
+/// Says once per process that SOAP `login()` is being retired, and what
+/// replaces it.
+fn warn_soap_retirement() {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        tracing::warn!(
+            retirement = crate::defaults::SOAP_LOGIN_RETIREMENT,
+            "{}",
+            crate::defaults::SOAP_LOGIN_RETIREMENT_NOTICE
+        );
+    });
 }
 
 #[cfg(test)]

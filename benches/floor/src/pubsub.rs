@@ -1,0 +1,137 @@
+//! `sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS`: the
+//! Avro-decode-only floor of benches/pubsub_drain.sh.
+//!
+//! It logs in (OAuth username-password), subscribes to TOPIC on the
+//! emulator's Pub/Sub server from EARLIEST with Salesforce's flow control
+//! (100 requested, topped up as each batch arrives, as any client must),
+//! and decodes every payload with `apache_avro::from_avro_datum` into an
+//! Avro value, then drops it: no JSON, no output, no replay store. What a
+//! client cannot do less than. One JSON summary line on stdout.
+
+use std::time::Instant;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use futures::StreamExt;
+use serde_json::json;
+use sfstream_pubsub::MAX_REQUESTED;
+use sfstream_pubsub::proto::pub_sub_client::PubSubClient;
+use sfstream_pubsub::proto::{FetchRequest, ReplayPreset, SchemaRequest, TopicRequest};
+use tokio::sync::mpsc;
+use tonic::Request;
+use tonic::metadata::MetadataMap;
+
+use crate::Result;
+
+/// The metadata every Pub/Sub call carries.
+fn metadata(token: &str, instance: &str, org: &str) -> Result<MetadataMap> {
+    let mut map = MetadataMap::new();
+    map.insert("accesstoken", token.parse()?);
+    map.insert("instanceurl", instance.parse()?);
+    map.insert("tenantid", org.parse()?);
+    Ok(map)
+}
+
+fn request<T>(message: T, metadata: &MetadataMap) -> Request<T> {
+    let mut request = Request::new(message);
+    *request.metadata_mut() = metadata.clone();
+    request
+}
+
+/// Drains EVENTS events of TOPIC, decoding each.
+pub async fn floor(url: &str, pubsub_url: &str, topic: &str, events: &str) -> Result<()> {
+    let want: u64 = events.parse()?;
+    let started = Instant::now();
+    let http = reqwest::Client::new();
+    let (token, instance, org) = crate::login_with_org(&http, url).await?;
+    let meta = metadata(&token, &instance, &org)?;
+    let mut client = PubSubClient::connect(pubsub_url.to_string())
+        .await?
+        .max_decoding_message_size(64 << 20);
+    let topic_info = client
+        .get_topic(request(
+            TopicRequest {
+                topic_name: topic.to_string(),
+            },
+            &meta,
+        ))
+        .await?
+        .into_inner();
+    // A reader per schema, built once (schemas are leaked: a handful per run).
+    let mut readers: std::collections::HashMap<String, GenericDatumReader<'static>> =
+        Default::default();
+    let (requests, rx) = mpsc::channel::<FetchRequest>(4);
+    requests
+        .send(FetchRequest {
+            topic_name: topic.to_string(),
+            replay_preset: ReplayPreset::Earliest as i32,
+            num_requested: MAX_REQUESTED,
+            ..Default::default()
+        })
+        .await?;
+    let mut stream = client
+        .subscribe(request(tokio_stream_of(rx), &meta))
+        .await?
+        .into_inner();
+    let mut received = 0u64;
+    let mut outstanding = MAX_REQUESTED;
+    while received < want {
+        let Some(response) = stream.next().await else {
+            return Err("the stream ended".into());
+        };
+        let response = response?;
+        for consumer in &response.events {
+            let Some(event) = &consumer.event else {
+                return Err("an event without its event".into());
+            };
+            if !readers.contains_key(&event.schema_id) {
+                let info = client
+                    .get_schema(request(
+                        SchemaRequest {
+                            schema_id: event.schema_id.clone(),
+                        },
+                        &meta,
+                    ))
+                    .await?
+                    .into_inner();
+                let schema: &'static Schema =
+                    Box::leak(Box::new(Schema::parse_str(&info.schema_json)?));
+                readers.insert(
+                    event.schema_id.clone(),
+                    GenericDatumReader::builder(schema).build()?,
+                );
+            }
+            let value = readers[&event.schema_id].read_value(&mut &event.payload[..])?;
+            std::hint::black_box(value);
+        }
+        received += response.events.len() as u64;
+        outstanding -= response.events.len() as i32;
+        if outstanding == 0 {
+            outstanding = MAX_REQUESTED;
+            requests
+                .send(FetchRequest {
+                    num_requested: MAX_REQUESTED,
+                    ..Default::default()
+                })
+                .await?;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({
+            "events": received,
+            "seconds": seconds,
+            "events_per_s": received as f64 / seconds,
+            "schema_id": topic_info.schema_id,
+        })
+    );
+    Ok(())
+}
+
+/// The request stream of a Subscribe call, from a channel.
+fn tokio_stream_of(
+    mut rx: mpsc::Receiver<FetchRequest>,
+) -> impl futures::Stream<Item = FetchRequest> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}

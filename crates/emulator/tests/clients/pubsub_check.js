@@ -1,0 +1,91 @@
+// salesforce-pubsub-api-client (the widely used npm Pub/Sub client) against
+// the emulator's Pub/Sub server.
+//
+// Usage: node pubsub_check.js LOGIN_URL PUBSUB_ENDPOINT CDC_TOPIC EVENT_TOPIC
+//
+// LOGIN_URL is the emulator's base URL (the client logs in with its
+// documented username-password flow, jsforce underneath); PUBSUB_ENDPOINT is
+// host:port of the emulator's TLS Pub/Sub server (the client only speaks
+// TLS; `rejectUnauthorizedSsl: false` is its documented option for a
+// self-signed certificate). The script:
+//   1. subscribes to CDC_TOPIC from the earliest event and takes one event
+//      (the test creates a record before starting it);
+//   2. publishes one event on EVENT_TOPIC with a `Message__c` field;
+//   3. prints {"event": <the decoded event>, "publish": <the result>} as
+//      one JSON line (BigInts as strings) for
+//      crates/emulator/tests/third_party_clients.rs to assert on.
+// Anything unexpected throws, and the process exits non-zero.
+"use strict";
+
+const PubSubApiClient = require("salesforce-pubsub-api-client").default;
+
+const RECEIVE_TIMEOUT_MS = 30000;
+
+const [loginUrl, endpoint, cdcTopic, eventTopic] = process.argv.slice(2);
+if (!eventTopic) {
+  throw new Error("usage: pubsub_check.js LOGIN_URL PUBSUB_ENDPOINT CDC_TOPIC EVENT_TOPIC");
+}
+
+// The client logs a lot at info level; keep stdout for the summary.
+const logger = {
+  debug: () => {},
+  info: (...a) => console.error(...a),
+  warn: (...a) => console.error(...a),
+  error: (...a) => console.error(...a),
+};
+
+function toJson(value) {
+  return JSON.stringify(value, (_key, v) => (typeof v === "bigint" ? v.toString() : v));
+}
+
+async function firstEvent(client, topic) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no event on ${topic} within ${RECEIVE_TIMEOUT_MS} ms`)),
+      RECEIVE_TIMEOUT_MS,
+    );
+    const callback = (subscription, callbackType, data) => {
+      if (callbackType === "event") {
+        clearTimeout(timer);
+        resolve({ topic: subscription.topicName, event: data });
+      } else if (callbackType === "error") {
+        clearTimeout(timer);
+        reject(new Error(`stream error: ${toJson(data)}`));
+      }
+    };
+    client.subscribeFromEarliestEvent(topic, callback, 1).catch(reject);
+  });
+}
+
+async function main() {
+  const client = new PubSubApiClient(
+    {
+      authType: "username-password",
+      loginUrl,
+      username: "emulator@example.com",
+      password: "password",
+      userToken: "token",
+      pubSubEndpoint: endpoint,
+      rejectUnauthorizedSsl: false,
+    },
+    logger,
+  );
+  await client.connect();
+  const received = await firstEvent(client, cdcTopic);
+  const publish = await client.publish(eventTopic, {
+    CreatedDate: Date.now(),
+    CreatedById: "005000000000001AAA",
+    Message__c: { string: "hello from node" },
+  });
+  client.close();
+  console.log(toJson({ event: received, publish }));
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err && err.stack ? err.stack : err);
+    if (err && err.cause) console.error("cause:", err.cause);
+    process.exit(1);
+  },
+);
