@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::pubsub::{LATEST, PubSub, events, number};
 use serde_json::{Value, json};
-use sfstream_emulator::pubsub::codec;
+use sfstream_pubsub::{avro as codec, bitmap};
 use sfstream_pubsub::proto::{ProducerEvent, PublishRequest, SchemaRequest, TopicRequest};
 use tonic::Code;
 
@@ -123,11 +123,17 @@ async fn a_record_change_is_one_event_on_both_transports() {
             assert_eq!(header["nulledFields"], json!(["Email"]));
             assert_eq!(
                 avro_header["changedFields"],
-                json!([codec::encode_top(&[email, title])])
+                json!([bitmap::encode_top(&[email, title])])
             );
             assert_eq!(
                 avro_header["nulledFields"],
-                json!([codec::encode_top(&[email])])
+                json!([bitmap::encode_top(&[email])])
+            );
+            let mut expanded = decoded.clone();
+            bitmap::expand_change_event(&parsed, &mut expanded).expect("expands");
+            assert_eq!(
+                expanded["ChangeEventHeader"]["changedFields"],
+                json!(["Email", "Title"])
             );
             assert_eq!(decoded["Title"], "Countess");
             assert_eq!(decoded["FirstName"], Value::Null, "not a top-level field");
