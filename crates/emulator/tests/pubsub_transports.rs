@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use common::pubsub::{LATEST, PubSub, events, number};
 use serde_json::{Value, json};
-use sfstream_pubsub::{avro as codec, bitmap};
 use sfstream_pubsub::proto::{ProducerEvent, PublishRequest, SchemaRequest, TopicRequest};
+use sfstream_pubsub::{avro as codec, bitmap};
 use tonic::Code;
 
 const WAIT: Duration = Duration::from_secs(3);

@@ -349,7 +349,6 @@ impl PubSub for PubSubService {
                     .await;
             }
         }
-        subscription.requested = subscription.requested.max(0);
         let incoming = inbound.map(|r| {
             r.map(|m| match m.commit_replay_id_request {
                 Some(commit) => Incoming::Commit {
