@@ -325,7 +325,7 @@ impl PubSub for PubSubService {
                 .managed
                 .commit(&id, request_id, replay_id, latest)
         });
-        let mut subscription = Subscription {
+        let subscription = Subscription {
             org: self.org.clone(),
             requested: subscribe::add_requested(0, first.num_requested),
             caller,
