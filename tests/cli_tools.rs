@@ -303,6 +303,17 @@ async fn emulator_prints_its_url_first_and_serves_until_stopped() {
         .strip_prefix("listening on ")
         .expect("first line names the URL");
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let second = tokio::time::timeout(Duration::from_secs(5), lines.next_line())
+        .await
+        .expect("second line")
+        .expect("read")
+        .expect("a line");
+    let pubsub = second
+        .strip_prefix("pubsub on http://")
+        .expect("second line names the Pub/Sub endpoint");
+    tokio::net::TcpStream::connect(pubsub)
+        .await
+        .expect("Pub/Sub listens");
     let response = reqwest::Client::new()
         .post(format!("{url}/services/oauth2/token"))
         .form(&[

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 use sfstream_emulator::config::defaults;
-use sfstream_emulator::{Emulator, EmulatorConfig};
+use sfstream_emulator::{Emulator, EmulatorConfig, PubSubTls};
 
 /// Options of `sfstream emulator`.
 #[derive(Debug, Args)]
@@ -19,7 +19,8 @@ use sfstream_emulator::{Emulator, EmulatorConfig};
   SALESFORCE_PASSWORD=secret sfstream emulator --username me@example.com
 
 The first line on stdout is `listening on http://HOST:PORT`; use that URL as
-both the login URL and the instance URL.")]
+both the login URL and the instance URL. The second is `pubsub on
+http://HOST:PORT` (`https://` with --pubsub-tls-cert), the Pub/Sub API endpoint.")]
 pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8710", env = "SFSTREAM_EMULATOR_BIND")]
@@ -88,6 +89,25 @@ pub struct EmulatorArgs {
     /// Most events delivered in one connect response.
     #[arg(long, default_value_t = 1_000)]
     max_events_per_connect: usize,
+    /// Address the Pub/Sub API (gRPC) listens on (port 0 picks a free port).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:0",
+        env = "SFSTREAM_EMULATOR_PUBSUB_BIND"
+    )]
+    pubsub_bind: SocketAddr,
+    /// PEM certificate chain to serve Pub/Sub over TLS (with --pubsub-tls-key).
+    #[arg(long, value_name = "PEM", requires = "pubsub_tls_key")]
+    pubsub_tls_cert: Option<PathBuf>,
+    /// PEM private key of --pubsub-tls-cert.
+    #[arg(long, value_name = "PEM", requires = "pubsub_tls_cert")]
+    pubsub_tls_key: Option<PathBuf>,
+    /// Seconds a Pub/Sub subscription owed events waits before a keepalive.
+    #[arg(long, default_value_t = 270)]
+    pubsub_keepalive_secs: u64,
+    /// Seconds without a FetchRequest after which a Pub/Sub subscription with nothing requested is closed.
+    #[arg(long, default_value_t = 60)]
+    pubsub_idle_secs: u64,
 }
 
 /// Starts the emulator and serves until Ctrl-C or SIGTERM.
@@ -110,18 +130,29 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
     config.session_timeout = Duration::from_secs(args.session_timeout_secs);
     config.history_limit = args.history_limit;
     config.max_events_per_connect = args.max_events_per_connect;
+    config.pubsub_bind = args.pubsub_bind;
+    config.pubsub_keepalive = Duration::from_secs(args.pubsub_keepalive_secs);
+    config.pubsub_idle_timeout = Duration::from_secs(args.pubsub_idle_secs);
+    if let (Some(cert), Some(key)) = (&args.pubsub_tls_cert, &args.pubsub_tls_key) {
+        let cert_pem = std::fs::read_to_string(cert)
+            .with_context(|| format!("--pubsub-tls-cert {}", cert.display()))?;
+        let key_pem = std::fs::read_to_string(key)
+            .with_context(|| format!("--pubsub-tls-key {}", key.display()))?;
+        config.pubsub_tls = Some(PubSubTls { cert_pem, key_pem });
+    }
     if !config.bind.ip().is_loopback() {
         tracing::warn!(bind = %config.bind, "the emulator is reachable from other hosts");
     }
     let emulator = Emulator::start(config)
         .await
-        .with_context(|| format!("cannot listen on {}", args.bind))?;
+        .with_context(|| format!("cannot listen on {} and {}", args.bind, args.pubsub_bind))?;
     {
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "listening on {}", emulator.url())?;
+        writeln!(stdout, "pubsub on {}", emulator.pubsub_url())?;
         stdout.flush()?;
     }
-    tracing::info!(url = %emulator.url(), faults = args.faults, "emulated org ready");
+    tracing::info!(url = %emulator.url(), pubsub = %emulator.pubsub_url(), faults = args.faults, "emulated org ready");
     super::shutdown_signal().await;
     tracing::info!("stopping");
     Ok(ExitCode::SUCCESS)

@@ -109,6 +109,35 @@ pub struct EmulatorConfig {
     pub daily_api_requests: u64,
     /// Whether the fault-injection control API is served.
     pub faults_enabled: bool,
+    /// Address the Pub/Sub API (gRPC) listens on; port 0 picks a free port.
+    pub pubsub_bind: SocketAddr,
+    /// Certificate and key to serve Pub/Sub over TLS; plain HTTP/2 when `None`.
+    pub pubsub_tls: Option<PubSubTls>,
+    /// How long a Pub/Sub subscription that is owed events waits, with none
+    /// to send, before it sends a keepalive (Salesforce: within 270 s).
+    pub pubsub_keepalive: Duration,
+    /// A Pub/Sub subscription with nothing requested is closed when no
+    /// FetchRequest comes for this long (Salesforce: about 60 s).
+    pub pubsub_idle_timeout: Duration,
+}
+
+/// PEM certificate chain and private key of the Pub/Sub TLS endpoint.
+/// `Debug` never shows the key.
+#[derive(Clone)]
+pub struct PubSubTls {
+    /// PEM certificate chain.
+    pub cert_pem: String,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_pem: String,
+}
+
+impl fmt::Debug for PubSubTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PubSubTls")
+            .field("cert_pem", &format_args!("<{} bytes>", self.cert_pem.len()))
+            .field("key_pem", &"<redacted>")
+            .finish()
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -125,6 +154,10 @@ impl Default for EmulatorConfig {
             query_batch_size: 2_000,
             daily_api_requests: 100_000,
             faults_enabled: false,
+            pubsub_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            pubsub_tls: None,
+            pubsub_keepalive: Duration::from_secs(270),
+            pubsub_idle_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -30,6 +30,7 @@ pub struct Faults {
     refused_subscribes: AtomicU32,
     subscribe_refusal: parking_lot::Mutex<String>,
     failing_logins: AtomicU32,
+    pubsub_busy: AtomicU32,
     /// Logins fail until then.
     login_outage_until: parking_lot::Mutex<Option<Instant>>,
 }
@@ -104,6 +105,18 @@ impl Faults {
         take(&self.failing_logins)
     }
 
+    /// Ends the next `count` Pub/Sub streams (Subscribe, ManagedSubscribe,
+    /// PublishStream) at once with `INTERNAL` and
+    /// `sfdc.platform.eventbus.grpc.service.unavailable`.
+    pub fn pubsub_busy(&self, count: u32) {
+        self.pubsub_busy.store(count, Ordering::Release);
+    }
+
+    /// Consumes one armed busy Pub/Sub stream.
+    pub fn take_pubsub_busy(&self) -> bool {
+        take(&self.pubsub_busy)
+    }
+
     /// Consumes one armed dropped connect.
     pub fn take_drop_connect(&self) -> bool {
         take(&self.drop_connects)
@@ -169,6 +182,7 @@ pub fn routes(org: &Arc<Org>) -> Router<Arc<Org>> {
         .route("/_emulator/faults/{fault}", post(arm))
         .route("/_emulator/load", post(load))
         .route("/_emulator/records/{sobject}/{id}/undelete", post(undelete))
+        .merge(crate::pubsub::control::routes())
         .layer(middleware::from_fn(loopback_only))
 }
 
@@ -191,6 +205,7 @@ async fn stats(State(org): State<Arc<Org>>) -> Response {
     let mut stats = org.streaming.stats().to_json();
     stats["api_requests"] = json!(org.api_requests());
     stats["clients"] = json!(org.streaming.client_ids().len());
+    stats["pubsub"] = org.pubsub.stats.to_json();
     axum::Json(stats).into_response()
 }
 
@@ -216,6 +231,8 @@ async fn arm(
             org.faults.refuse_subscribes(refusal.count, refusal.error);
         }
         "fail-logins" => org.faults.fail_logins(count_n),
+        "busy" | "pubsub-busy" => org.faults.pubsub_busy(count_n),
+        "drop-streams" => org.pubsub.drop_streams(),
         "login-outage" => org.faults.login_outage(Duration::from_millis(count.ms)),
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();
@@ -228,7 +245,7 @@ async fn arm(
                 axum::Json(json!({"error": format!("unknown fault '{other}'"),
                     "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
                         "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
-                        "refuse-subscribes", "fail-logins", "login-outage"]})),
+                        "refuse-subscribes", "fail-logins", "login-outage", "busy", "drop-streams"]})),
             )
                 .into_response();
         }

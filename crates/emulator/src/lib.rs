@@ -4,7 +4,8 @@
 //! which works against it works against Salesforce: OAuth 2.0 and SOAP
 //! login, the REST API with a SOQL subset, and the Streaming API over
 //! CometD with durable replay, PushTopics, Change Data Capture, platform
-//! events and generic channels. A control API injects the faults real orgs
+//! events and generic channels, and the Pub/Sub API (gRPC) over the same
+//! events. A control API injects the faults real orgs
 //! produce (lost sessions, invalidated tokens, dropped connections, busy
 //! servers, server-side disconnects, expired replay ids).
 //!
@@ -24,6 +25,7 @@ pub mod error;
 pub mod faults;
 pub mod ids;
 pub mod org;
+pub mod pubsub;
 pub mod rest;
 pub mod schema;
 pub mod server;
@@ -31,5 +33,5 @@ pub mod soql;
 pub mod store;
 pub mod streaming;
 
-pub use config::{Credentials, EmulatorConfig, LATEST_API_VERSION};
+pub use config::{Credentials, EmulatorConfig, LATEST_API_VERSION, PubSubTls};
 pub use server::Emulator;

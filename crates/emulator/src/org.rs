@@ -26,6 +26,8 @@ pub struct Org {
     pub streaming: Streaming,
     /// Injected faults.
     pub faults: Faults,
+    /// Pub/Sub API state (schemas, managed subscriptions, counters).
+    pub pubsub: std::sync::Arc<crate::pubsub::PubSubState>,
     /// Open query result cursors.
     pub query_cursors: crate::rest::QueryCursors,
     api_requests: AtomicU64,
@@ -41,6 +43,7 @@ impl Org {
             store: Mutex::new(store),
             tokens: Tokens::default(),
             faults: Faults::default(),
+            pubsub: std::sync::Arc::new(crate::pubsub::PubSubState::new(&config)),
             query_cursors: Default::default(),
             api_requests: AtomicU64::new(0),
             config,
@@ -89,6 +92,38 @@ impl Org {
         let change = store.create(sobject, fields, user_id)?;
         self.streaming.record_changed(&store, &change);
         Ok(change)
+    }
+
+    /// Publishes a platform event (`X__e`); returns its replay id.
+    pub fn publish_event(
+        &self,
+        sobject: &str,
+        fields: Record,
+        user_id: &str,
+    ) -> Result<i64, ApiError> {
+        let mut store = self.store.lock();
+        let change = store.create(sobject, fields, user_id)?;
+        self.streaming
+            .record_changed(&store, &change)
+            .ok_or_else(|| ApiError::invalid_type(sobject))
+    }
+
+    /// Defines a platform event type (`X__e`) with custom fields, or adds
+    /// fields to it, so Pub/Sub clients can publish before anyone has.
+    pub fn define_platform_event(
+        &self,
+        name: &str,
+        fields: &[(&str, crate::schema::FieldType)],
+    ) -> Result<(), ApiError> {
+        if !name.ends_with("__e") {
+            return Err(ApiError::invalid_type(name));
+        }
+        let mut store = self.store.lock();
+        let table = store.table_mut(name)?;
+        for (field, kind) in fields {
+            table.schema.add_custom_field(field, *kind)?;
+        }
+        Ok(())
     }
 
     /// Updates a record and raises its events.

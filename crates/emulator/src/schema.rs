@@ -186,6 +186,26 @@ impl SObjectSchema {
         Some(name.to_string())
     }
 
+    /// Adds a custom field (`X__c`) of a given type, unless it exists.
+    pub fn add_custom_field(
+        &mut self,
+        name: &str,
+        kind: FieldType,
+    ) -> Result<(), crate::error::ApiError> {
+        if self.field(name).is_some() {
+            return Ok(());
+        }
+        let valid = name.strip_suffix("__c").is_some_and(valid_api_name);
+        if !valid {
+            return Err(crate::error::ApiError::bad_request(
+                "INVALID_FIELD",
+                format!("No such column '{name}' on entity '{}'", self.name),
+            ));
+        }
+        self.fields.push(FieldDef::new(name, kind));
+        Ok(())
+    }
+
     /// The `sobjects/<Type>/describe` document.
     pub fn describe(&self, version: &str) -> Value {
         let fields: Vec<Value> = self

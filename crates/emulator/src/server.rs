@@ -32,27 +32,70 @@ pub fn app(org: Arc<Org>) -> Router {
         .with_state(org)
 }
 
-/// An emulated org serving on a local port.
-#[derive(Debug)]
+/// An emulated org serving on a local port (HTTP) and another (Pub/Sub).
 pub struct Emulator {
     org: Arc<Org>,
     addr: SocketAddr,
     server: Option<JoinHandle<()>>,
+    pubsub_addr: SocketAddr,
+    pubsub_tls: Option<tokio_rustls::TlsAcceptor>,
+    pubsub_server: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .field("pubsub_addr", &self.pubsub_addr)
+            .field("pubsub_tls", &self.pubsub_tls.is_some())
+            .field("serving", &self.server.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Emulator {
     /// Starts an org with `config` and serves it until stopped or dropped.
     pub async fn start(config: EmulatorConfig) -> io::Result<Self> {
+        let pubsub_tls = config
+            .pubsub_tls
+            .as_ref()
+            .map(crate::pubsub::serve::tls_acceptor)
+            .transpose()?;
         let org = Arc::new(Org::new(config));
         let listener = TcpListener::bind(org.config.bind).await?;
         let addr = listener.local_addr()?;
+        let pubsub_listener = TcpListener::bind(org.config.pubsub_bind).await?;
+        let pubsub_addr = pubsub_listener.local_addr()?;
         org.set_base_url(format!("http://{addr}"));
         let server = tokio::spawn(serve(listener, app(org.clone())));
+        let pubsub_server = tokio::spawn(crate::pubsub::serve::serve(
+            pubsub_listener,
+            org.clone(),
+            pubsub_tls.clone(),
+        ));
         Ok(Self {
             org,
             addr,
             server: Some(server),
+            pubsub_addr,
+            pubsub_tls,
+            pubsub_server: Some(pubsub_server),
         })
+    }
+
+    /// The address the Pub/Sub API is served on.
+    pub fn pubsub_addr(&self) -> SocketAddr {
+        self.pubsub_addr
+    }
+
+    /// The Pub/Sub endpoint, `http://127.0.0.1:PORT` (`https://` with TLS).
+    pub fn pubsub_url(&self) -> String {
+        let scheme = if self.pubsub_tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.pubsub_addr)
     }
 
     /// The address served.
@@ -73,7 +116,10 @@ impl Emulator {
     /// Stops serving and drops every open connection. The org's data stays,
     /// so [`Emulator::resume`] brings the same org back on the same port.
     pub async fn stop(&mut self) {
-        if let Some(server) = self.server.take() {
+        for server in [self.server.take(), self.pubsub_server.take()]
+            .into_iter()
+            .flatten()
+        {
             server.abort();
             let _ = server.await;
         }
@@ -87,7 +133,13 @@ impl Emulator {
         }
         self.org.streaming.forget_clients();
         let listener = TcpListener::bind(self.addr).await?;
+        let pubsub_listener = TcpListener::bind(self.pubsub_addr).await?;
         self.server = Some(tokio::spawn(serve(listener, app(self.org.clone()))));
+        self.pubsub_server = Some(tokio::spawn(crate::pubsub::serve::serve(
+            pubsub_listener,
+            self.org.clone(),
+            self.pubsub_tls.clone(),
+        )));
         Ok(())
     }
 
@@ -100,7 +152,10 @@ impl Emulator {
 
 impl Drop for Emulator {
     fn drop(&mut self) {
-        if let Some(server) = self.server.take() {
+        for server in [self.server.take(), self.pubsub_server.take()]
+            .into_iter()
+            .flatten()
+        {
             server.abort();
         }
     }

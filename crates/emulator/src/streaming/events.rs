@@ -65,6 +65,10 @@ pub fn change_event(
     } else {
         Vec::new()
     };
+    let nulled_fields: Vec<&&String> = changed_fields
+        .iter()
+        .filter(|k| change.record.get(k.as_str()).is_none_or(Value::is_null))
+        .collect();
     let header = json!({
         "entityName": change.sobject,
         "recordIds": [id],
@@ -77,7 +81,7 @@ pub fn change_event(
         "commitUser": change.user_id,
         "changedFields": changed_fields,
         "diffFields": [],
-        "nulledFields": [],
+        "nulledFields": nulled_fields,
     });
     let mut payload = Record::new();
     payload.insert("ChangeEventHeader".into(), header);
@@ -104,15 +108,4 @@ pub fn change_event(
         ChangeKind::Deleted => {}
     }
     json!({ "schema": schema_id, "payload": payload, "event": { "replayId": replay_id } })
-}
-
-/// A stable schema id per event type (Salesforce sends a hash of the Avro schema).
-pub fn schema_id(type_name: &str) -> String {
-    // FNV-1a: a stable, dependency-free fingerprint of the type name.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in type_name.bytes() {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}-emulated")
 }

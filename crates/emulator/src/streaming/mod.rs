@@ -6,10 +6,12 @@ mod channels;
 mod clients;
 mod cometd;
 mod events;
+mod feed;
 mod pushtopics;
 
 pub use channels::{ChannelKind, ChannelLog, ReplayFrom, StoredEvent};
 pub use clients::StreamingStats;
+pub use feed::Feed;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -125,19 +127,19 @@ impl Streaming {
     }
 
     /// Raises the events a record change causes: PushTopic notifications,
-    /// Change Data Capture events, or the platform event itself.
-    pub fn record_changed(&self, store: &Store, change: &RecordChange) {
-        let Ok(schema) = store.schema(&change.sobject) else {
-            return;
-        };
+    /// Change Data Capture events, or the platform event itself. Returns
+    /// the replay id of the CDC or platform event, if one was raised.
+    pub fn record_changed(&self, store: &Store, change: &RecordChange) -> Option<i64> {
+        let schema = store.schema(&change.sobject).ok()?;
         let mut inner = self.inner.lock();
         if schema.kind == ObjectKind::PlatformEvent {
-            let schema_id = events::schema_id(&schema.name);
+            // The schema id Pub/Sub sends too: a fingerprint of the Avro schema.
+            let schema_id = crate::pubsub::schema::platform_event(schema).id;
             let channel = format!("/event/{}", schema.name);
-            self.append(&mut inner, &channel, change.at, |id| {
+            let replay_id = self.append(&mut inner, &channel, change.at, |id| {
                 events::platform(id, change, &schema_id)
             });
-            return;
+            return Some(replay_id);
         }
         for note in inner.topics.notifications(store, change) {
             let sobject = note.sobject;
@@ -148,13 +150,8 @@ impl Streaming {
         if schema.cdc_enabled {
             inner.commit_number += 1;
             let commit = inner.commit_number;
-            let entity = format!("{}ChangeEvent", schema.name.trim_end_matches("__c"));
-            let entity = if schema.custom {
-                format!("{}__ChangeEvent", schema.name.trim_end_matches("__c"))
-            } else {
-                entity
-            };
-            let schema_id = events::schema_id(&entity);
+            let avro = crate::pubsub::schema::change_event(schema);
+            let (entity, schema_id) = (avro.name, avro.id);
             let data = {
                 let replay_id = inner.next_replay_id;
                 events::change_event(replay_id, change, commit, &schema_id)
@@ -166,7 +163,9 @@ impl Streaming {
                 self.append_with_id(&mut inner, &channel, change.at, replay_id, &data);
             }
             self.notify();
+            return Some(replay_id);
         }
+        None
     }
 
     /// Publishes a generic streaming event on `/u/<name>`.

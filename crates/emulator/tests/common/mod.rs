@@ -2,6 +2,8 @@
 //! loopback port, a token, and a raw Bayeux session driven over HTTP.
 #![allow(dead_code)]
 
+pub mod pubsub;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -21,6 +23,8 @@ pub struct Org {
 pub fn config() -> EmulatorConfig {
     let mut config = EmulatorConfig::for_tests();
     config.connect_hold = Duration::from_secs(2);
+    config.pubsub_keepalive = Duration::from_secs(1);
+    config.pubsub_idle_timeout = Duration::from_secs(1);
     config
 }
 

@@ -1,0 +1,116 @@
+//! Pub/Sub over TLS, for clients that only speak TLS.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use sfstream_emulator::PubSubTls;
+use sfstream_pubsub::proto::TopicRequest;
+use sfstream_pubsub::proto::pub_sub_client::PubSubClient;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
+
+/// A self-signed certificate for 127.0.0.1 and localhost, made by openssl.
+fn self_signed(dir: &Path) -> Option<(String, String)> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A leaf, not a CA: rustls refuses a CA certificate as the server's.
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .ok()?;
+    if !made.status.success() {
+        return None;
+    }
+    Some((
+        std::fs::read_to_string(cert).ok()?,
+        std::fs::read_to_string(key).ok()?,
+    ))
+}
+
+#[tokio::test]
+async fn pubsub_serves_tls_with_h2() {
+    let dir = std::env::temp_dir().join(format!("sfstream-pubsub-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let Some((cert_pem, key_pem)) = self_signed(&dir) else {
+        eprintln!("openssl is not available; TLS not tested");
+        return;
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut config = common::config();
+    config.pubsub_tls = Some(PubSubTls {
+        cert_pem: cert_pem.clone(),
+        key_pem,
+    });
+    let org = common::start_with(config).await;
+    let url = org.emulator.pubsub_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let channel = Channel::from_shared(url)
+        .expect("url")
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(&cert_pem))
+                .domain_name("localhost"),
+        )
+        .expect("tls")
+        .connect()
+        .await
+        .expect("TLS handshake");
+    let ps = common::pubsub::PubSub {
+        client: PubSubClient::new(channel),
+        token: org.token.clone(),
+        org_id: org.emulator.org().org_id(),
+        instance: org.emulator.url(),
+    };
+    let topic = ps
+        .client
+        .clone()
+        .get_topic(ps.request(TopicRequest {
+            topic_name: "/data/AccountChangeEvent".into(),
+        }))
+        .await
+        .expect("topic over TLS")
+        .into_inner();
+    assert!(topic.can_subscribe);
+
+    // A cleartext client gets nowhere.
+    let cleartext = org.emulator.pubsub_url().replace("https", "http");
+    let answered = async {
+        let mut client = PubSubClient::connect(cleartext).await.ok()?;
+        let request = ps.request(TopicRequest {
+            topic_name: "/data/AccountChangeEvent".into(),
+        });
+        client.get_topic(request).await.ok()
+    }
+    .await;
+    assert!(answered.is_none());
+
+    // A key that is not PEM is refused at start, without echoing it.
+    let mut config = common::config();
+    config.pubsub_tls = Some(PubSubTls {
+        cert_pem,
+        key_pem: "secret-not-a-key".into(),
+    });
+    let error = sfstream_emulator::Emulator::start(config)
+        .await
+        .expect_err("bad key");
+    assert!(!error.to_string().contains("secret-not-a-key"), "{error}");
+}
