@@ -1,0 +1,337 @@
+//! The Pub/Sub client under every failure the emulated org produces: a
+//! token invalidated mid-stream, corrupt and expired replay ids (with and
+//! without fallback), dropped streams, a busy service, a silent stream,
+//! keepalive markers of a quiet topic, and a slow consumer.
+
+#[path = "pubsub_support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sfstream_salesforce::Delivery;
+use sfstream_salesforce::pubsub::{PubSubError, PubSubEvent};
+use sfstream_salesforce::replay::{MemoryStore, OpaqueMarker, ReplayFrom, ReplayStore};
+use support::{ACCOUNTS, assert_increasing, config, next, number, numbers, org, org_with, take};
+
+fn reconnects(org: &support::Org) -> usize {
+    org.count(|e| matches!(e, PubSubEvent::Reconnecting { .. }))
+}
+
+#[tokio::test]
+async fn a_token_invalidated_mid_stream_loses_and_repeats_nothing() {
+    let org = org().await;
+    org.accounts(3);
+    // Two at a time: every event taken sends a request, where the server
+    // notices the invalidated token.
+    let (client, mut messages) = org
+        .builder()
+        .default_replay(ReplayFrom::All)
+        .max_pending(2)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let mut got = take(&mut messages, 3).await;
+    org.fault("invalidate-tokens", json!({})).await;
+    org.accounts(3);
+    got.extend(take(&mut messages, 3).await);
+    assert_increasing(&numbers(&got));
+    assert!(
+        org.count(|e| matches!(e, PubSubEvent::LoggedIn { .. })) >= 2,
+        "{:?}",
+        org.events.lock()
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_stored_replay_id_falls_back_and_the_marker_is_replaced() {
+    let org = org().await;
+    org.accounts(2);
+    let store = Arc::new(MemoryStore::new());
+    store
+        .put_opaque(
+            ACCOUNTS,
+            &OpaqueMarker::new(b"not a replay id".to_vec(), None),
+        )
+        .await
+        .expect("put");
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .replay_fallback(Some(ReplayFrom::All))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let got = take(&mut messages, 2).await;
+    assert_eq!(
+        org.count(
+            |e| matches!(e, PubSubEvent::ReplayFallback { fallback, .. } if fallback == "EARLIEST")
+        ),
+        1
+    );
+    assert_eq!(reconnects(&org), 0);
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    assert_eq!(
+        store
+            .get_opaque(ACCOUNTS)
+            .await
+            .expect("get")
+            .map(|m| m.replay_id),
+        Some(got[1].replay_id.clone())
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_replay_id_without_fallback_is_one_clear_error() {
+    let org = org().await;
+    let store = Arc::new(MemoryStore::new());
+    store
+        .put_opaque(ACCOUNTS, &OpaqueMarker::new(b"garbage".to_vec(), None))
+        .await
+        .expect("put");
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let error = next(&mut messages, Duration::from_secs(3))
+        .await
+        .expect("an item")
+        .expect_err("refused");
+    assert!(
+        matches!(&error, PubSubError::ReplayIdInvalid { topic, .. } if topic == ACCOUNTS),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains(ACCOUNTS), "{error}");
+    // Not retried: no loop of subscribes.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(reconnects(&org), 0);
+    // The marker is left for the operator.
+    assert!(store.get_opaque(ACCOUNTS).await.expect("get").is_some());
+    client.close().await;
+}
+
+#[tokio::test]
+async fn an_expired_replay_id_falls_back_to_latest() {
+    let org = org().await;
+    org.accounts(3);
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let got = take(&mut messages, 3).await;
+    client.close().await;
+    let stored = store
+        .get_opaque(ACCOUNTS)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(stored.replay_id, got[2].replay_id);
+    // Everything up to and after the stored id is gone.
+    org.accounts(1);
+    org.fault(
+        "expire",
+        json!({"channel": ACCOUNTS, "through": number(&got[2].replay_id) + 1}),
+    )
+    .await;
+
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .replay_fallback(Some(ReplayFrom::New))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_for("fallback", |e| {
+        matches!(e, PubSubEvent::ReplayFallback { .. })
+    })
+    .await;
+    org.wait_subscribed(ACCOUNTS).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    org.accounts(1);
+    let new = take(&mut messages, 1).await;
+    assert!(number(&new[0].replay_id) > number(&got[2].replay_id));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn dropped_streams_resume_after_the_last_event_received() {
+    let org = org().await;
+    org.accounts(3);
+    let (client, mut messages) = org
+        .builder()
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let mut got = take(&mut messages, 3).await;
+    org.fault("drop-streams", json!({})).await;
+    org.accounts(3);
+    got.extend(take(&mut messages, 3).await);
+    assert_increasing(&numbers(&got));
+    assert_eq!(got.len(), 6);
+    assert!(reconnects(&org) >= 1, "{:?}", org.events.lock());
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_busy_service_is_retried_with_backoff() {
+    let org = org().await;
+    org.fault("busy", json!({"count": 2})).await;
+    org.accounts(2);
+    let (client, mut messages) = org
+        .builder()
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let got = take(&mut messages, 2).await;
+    assert_increasing(&numbers(&got));
+    assert_eq!(reconnects(&org), 2, "{:?}", org.events.lock());
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_silent_stream_is_reopened_by_the_watchdog() {
+    let mut config = config();
+    // The server stays silent far longer than the client's idle timeout.
+    config.pubsub_keepalive = Duration::from_secs(60);
+    let org = org_with(config).await;
+    let (client, mut messages) = org
+        .builder()
+        .idle_timeout(Duration::from_millis(400))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_for("watchdog", |e| {
+        matches!(e, PubSubEvent::Reconnecting { reason, .. } if reason.contains("idle timeout"))
+    })
+    .await;
+    org.wait_subscribed(ACCOUNTS).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    org.accounts(2);
+    let got = take(&mut messages, 2).await;
+    assert_increasing(&numbers(&got));
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_quiet_topic_stores_the_keepalive_replay_id() {
+    let org = org().await;
+    org.accounts(2);
+    let store = Arc::new(MemoryStore::new());
+    let (client, _messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .delivery(Delivery::Acknowledged)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_for("keepalive marker", |e| {
+        matches!(e, PubSubEvent::KeepaliveMarker { .. })
+    })
+    .await;
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    let (latest, _) = org
+        .emulator
+        .org()
+        .streaming
+        .channel_state(ACCOUNTS)
+        .expect("channel");
+    let stored = store
+        .get_opaque(ACCOUNTS)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(number(&stored.replay_id), latest);
+    client.close().await;
+}
+
+#[tokio::test]
+async fn an_unacknowledged_event_keeps_keepalives_from_moving_the_marker() {
+    let org = org().await;
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .delivery(Delivery::Acknowledged)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_subscribed(ACCOUNTS).await;
+    org.accounts(1);
+    let held = take(&mut messages, 1).await;
+    // Keepalives come every second; none may pass the unacknowledged event.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    assert_eq!(store.get_opaque(ACCOUNTS).await.expect("get"), None);
+    held[0].ack();
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    assert_eq!(
+        store
+            .get_opaque(ACCOUNTS)
+            .await
+            .expect("get")
+            .map(|m| m.replay_id),
+        Some(held[0].replay_id.clone())
+    );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_slow_consumer_pauses_the_server_and_memory_stays_bounded() {
+    let org = org().await;
+    org.accounts(40);
+    let (client, mut messages) = org
+        .builder()
+        .default_replay(ReplayFrom::All)
+        .max_pending(5)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    // Longer than the server's idle close of a stream owed nothing.
+    for _ in 0..15 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            messages.pending_count() <= 5,
+            "{}",
+            messages.pending_count()
+        );
+    }
+    assert_eq!(messages.pending_count(), 5);
+    let got = take(&mut messages, 40).await;
+    assert_increasing(&numbers(&got));
+    assert_eq!(reconnects(&org), 0, "{:?}", org.events.lock());
+    client.close().await;
+}
