@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::json;
 use sfstream_salesforce::Delivery;
 use sfstream_salesforce::pubsub::{PubSubError, PubSubEvent, Published};
-use sfstream_salesforce::replay::ReplayFrom;
+use sfstream_salesforce::replay::{ReplayFrom, ReplayStore};
 use support::{ACCOUNTS, assert_increasing, next, number, numbers, org, take};
 
 #[tokio::test]
@@ -253,5 +253,58 @@ async fn a_schema_change_mid_stream_is_fetched_and_decoded() {
     assert_ne!(after[0].schema_id, before[0].schema_id);
     assert_eq!(after[0].payload["Toner__c"], 0.5);
     assert_eq!(after[0].payload["Printer_Model__c"], "B");
+    client.close().await;
+}
+
+#[tokio::test]
+async fn one_subscription_per_topic_and_resubscribing_resumes_in_order() {
+    let org = org().await;
+    let store = std::sync::Arc::new(sfstream_salesforce::replay::MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    org.accounts(2);
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let error = client.subscribe(ACCOUNTS).await.expect_err("twice");
+    assert!(
+        matches!(error, PubSubError::AlreadySubscribed { .. }),
+        "{error:?}"
+    );
+    let mut got = take(&mut messages, 2).await;
+    client.unsubscribe(ACCOUNTS);
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    // Free again; it resumes after the stored marker.
+    let mut again = Err(PubSubError::Closed);
+    for _ in 0..100 {
+        again = client.subscribe(ACCOUNTS).await;
+        if again.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    again.expect("resubscribes");
+    org.accounts(2);
+    got.extend(take(&mut messages, 2).await);
+    assert_increasing(&numbers(&got));
+    client
+        .flush_within(Duration::from_secs(2))
+        .await
+        .expect("flush");
+    let stored = store
+        .get_opaque(ACCOUNTS)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(
+        stored.replay_id, got[3].replay_id,
+        "the new subscription's markers count"
+    );
     client.close().await;
 }

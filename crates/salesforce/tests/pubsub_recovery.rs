@@ -335,3 +335,23 @@ async fn a_slow_consumer_pauses_the_server_and_memory_stays_bounded() {
     assert_eq!(reconnects(&org), 0, "{:?}", org.events.lock());
     client.close().await;
 }
+
+#[tokio::test]
+async fn a_restarted_server_is_reconnected_without_loss_or_duplicates() {
+    let mut org = org().await;
+    org.accounts(2);
+    let (client, mut messages) = org
+        .builder()
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let mut got = take(&mut messages, 2).await;
+    org.emulator.restart().await.expect("restarts");
+    org.accounts(2);
+    got.extend(take(&mut messages, 2).await);
+    assert_increasing(&numbers(&got));
+    assert!(reconnects(&org) >= 1, "{:?}", org.events.lock());
+    client.close().await;
+}

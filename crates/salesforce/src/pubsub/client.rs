@@ -1,7 +1,9 @@
 //! [`PubSubClientBuilder`] and [`PubSubClient`]: the Pub/Sub API behind the
 //! same subscription, replay-marker and handler API as the CometD client.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,6 +26,11 @@ use crate::streaming::Delivery;
 /// How long the server may stay silent while it owes events: its keepalive
 /// period (270 s) plus a margin, after which the stream is opened again.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(270 + 30);
+
+/// The registry key of a managed subscription (topics start with `/`).
+fn managed_key(developer_name: &str) -> String {
+    format!("managed:{developer_name}")
+}
 
 /// Builds a [`PubSubClient`].
 pub struct PubSubClientBuilder {
@@ -175,7 +182,6 @@ impl PubSubClientBuilder {
         let (commits, commit_rx) = mpsc::unbounded_channel();
         tokio::spawn(commit_loop(self.store.clone(), commit_rx, emit));
         let (out, rx) = mpsc::unbounded_channel();
-        let (shutdown, _) = watch::channel(false);
         let client = PubSubClient {
             inner: Arc::new(Inner {
                 connection,
@@ -187,7 +193,8 @@ impl PubSubClientBuilder {
                 idle_timeout: self.idle_timeout,
                 commits,
                 out: parking_lot::Mutex::new(Some(out)),
-                shutdown,
+                topics: Arc::default(),
+                next_id: AtomicU64::new(0),
             }),
         };
         Ok((
@@ -213,7 +220,18 @@ struct Inner {
     /// Taken by close, so the message stream ends once the subscriptions
     /// have stopped.
     out: parking_lot::Mutex<Option<mpsc::UnboundedSender<Item>>>,
-    shutdown: watch::Sender<bool>,
+    /// Per topic (or `managed:<name>`): its shared state, kept across
+    /// resubscribes so its sequence of markers keeps growing, and the stop
+    /// switch of its running subscription.
+    topics: Arc<parking_lot::Mutex<HashMap<String, TopicEntry>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Debug)]
+struct TopicEntry {
+    shared: Arc<TopicShared>,
+    /// Dropping it (or sending `true`) stops the subscription.
+    running: Option<(u64, watch::Sender<bool>)>,
 }
 
 impl std::fmt::Debug for Schemas {
@@ -296,10 +314,25 @@ impl PubSubClient {
         let kind = Kind::Managed {
             developer_name: developer_name.to_string(),
         };
-        self.spawn(developer_name, kind, Start::Preset(ReplayPreset::Latest))
+        self.spawn(
+            &managed_key(developer_name),
+            developer_name,
+            kind,
+            Start::Preset(ReplayPreset::Latest),
+        )
+    }
+
+    /// Ends the subscription of `topic` (or of the managed subscription
+    /// `managed:<developer name>`); events already received are still
+    /// delivered. Unsubscribing what is not subscribed does nothing.
+    pub fn unsubscribe(&self, topic: &str) {
+        if let Some(entry) = self.inner.topics.lock().get_mut(topic) {
+            entry.running = None;
+        }
     }
 
     async fn start(&self, topic: &str, start: Start, check: bool) -> Result<(), PubSubError> {
+        self.check_free(topic)?;
         if check {
             let info = self.get_topic(topic).await?;
             if !info.can_subscribe {
@@ -311,27 +344,70 @@ impl PubSubClient {
         let kind = Kind::Topic {
             fallback: self.inner.fallback,
         };
-        self.spawn(topic, kind, start)
+        self.spawn(topic, topic, kind, start)
     }
 
-    fn spawn(&self, topic: &str, kind: Kind, start: Start) -> Result<(), PubSubError> {
+    fn check_free(&self, key: &str) -> Result<(), PubSubError> {
+        match self.inner.topics.lock().get(key) {
+            Some(TopicEntry {
+                running: Some(_), ..
+            }) => Err(PubSubError::AlreadySubscribed {
+                topic: key.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Starts the subscription task of `key` (a topic, or
+    /// `managed:<name>`), refusing a second one.
+    fn spawn(&self, key: &str, topic: &str, kind: Kind, start: Start) -> Result<(), PubSubError> {
         let inner = &self.inner;
         let out = inner.out.lock().clone().ok_or(PubSubError::Closed)?;
+        let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+        let (stop, shutdown) = watch::channel(false);
+        let shared = {
+            let mut topics = inner.topics.lock();
+            let entry = topics.entry(key.to_string()).or_insert_with(|| TopicEntry {
+                shared: Arc::new(TopicShared::default()),
+                running: None,
+            });
+            if entry.running.is_some() {
+                return Err(PubSubError::AlreadySubscribed {
+                    topic: key.to_string(),
+                });
+            }
+            entry.running = Some((id, stop));
+            entry.shared.clone()
+        };
         let subscription = Subscription {
             topic: topic.into(),
             kind,
             start,
             connection: inner.connection.clone(),
             schemas: inner.schemas.clone(),
-            shared: Arc::new(TopicShared::default()),
+            shared,
             out,
             commits: inner.commits.clone(),
             max_pending: inner.max_pending,
             idle_timeout: inner.idle_timeout,
             subscribe_timeout: inner.connection.rpc_timeout,
-            shutdown: inner.shutdown.subscribe(),
+            shutdown,
         };
-        tokio::spawn(subscription.run());
+        let topics = inner.topics.clone();
+        let key = key.to_string();
+        tokio::spawn(async move {
+            subscription.run().await;
+            // Free the topic for a new subscription (unless a newer one
+            // took it already).
+            if let Some(entry) = topics.lock().get_mut(&key)
+                && entry
+                    .running
+                    .as_ref()
+                    .is_some_and(|(running, _)| *running == id)
+            {
+                entry.running = None;
+            }
+        });
         Ok(())
     }
 
@@ -376,8 +452,24 @@ impl PubSubClient {
     /// Ends every subscription, tries for up to 10 s to store pending
     /// markers, and releases the store.
     pub async fn close(&self) {
-        let _ = self.inner.shutdown.send(true);
         self.inner.out.lock().take();
+        for entry in self.inner.topics.lock().values_mut() {
+            entry.running = None;
+        }
         super::commit::close(&self.inner.commits, CLOSE_TIMEOUT).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_options_map_to_presets() {
+        assert_eq!(preset(ReplayFrom::New).ok(), Some(ReplayPreset::Latest));
+        assert_eq!(preset(ReplayFrom::All).ok(), Some(ReplayPreset::Earliest));
+        let error = preset(ReplayFrom::Id(5)).expect_err("not a preset");
+        assert!(error.to_string().contains("subscribe_from"), "{error}");
+        assert_eq!(managed_key("Accounts"), "managed:Accounts");
     }
 }

@@ -365,6 +365,42 @@ mod tests {
             .map(|m| m.replay_id)
     }
 
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Whatever the order and batching of acknowledgements, the stored
+        /// marker is the one of the newest event, and it never moves back.
+        #[test]
+        fn acks_in_any_order_end_at_the_newest(
+            order in proptest::sample::subsequence((1u8..=40).collect::<Vec<_>>(), 1..40)
+                .prop_shuffle(),
+            flush_every in 1usize..8,
+        ) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                let store = Arc::new(MemoryStore::new());
+                let (commits, rx) = mpsc::unbounded_channel();
+                tokio::spawn(commit_loop(store.clone(), rx, Emitter::default()));
+                let mut newest = 0u8;
+                for (i, id) in order.iter().enumerate() {
+                    let _ = commits.send(mark(u64::from(*id), *id));
+                    newest = newest.max(*id);
+                    if i % flush_every == 0 {
+                        flush(&commits, Duration::from_secs(2)).await.expect("flush");
+                        assert_eq!(stored(&store).await, Some(vec![newest]));
+                    }
+                }
+                flush(&commits, Duration::from_secs(2)).await.expect("flush");
+                assert_eq!(stored(&store).await, Some(vec![newest]));
+            });
+        }
+    }
+
     #[tokio::test]
     async fn markers_are_stored_in_stream_order_whatever_the_ack_order() {
         let store = Arc::new(MemoryStore::new());

@@ -80,6 +80,13 @@ pub enum PubSubError {
         /// The last failure.
         last_error: String,
     },
+    /// The topic is subscribed already (one subscription per topic, so its
+    /// markers have one order).
+    #[error("{topic} is subscribed already; unsubscribe it first")]
+    AlreadySubscribed {
+        /// The topic, or `managed:<developer name>`.
+        topic: String,
+    },
     /// The client was closed.
     #[error("the Pub/Sub client is closed")]
     Closed,

@@ -89,7 +89,8 @@ impl Subscription {
 
     pub(crate) async fn run(mut self) {
         let mut flow = Flow::new(self.max_pending);
-        let mut taken_seen = 0u64;
+        // Items of an earlier subscription of the topic were counted by it.
+        let mut taken_seen = self.shared.taken.load(Ordering::Acquire);
         let mut start = self.start.clone();
         let mut attempt = 0u32;
         let mut failing_since: Option<Instant> = None;
