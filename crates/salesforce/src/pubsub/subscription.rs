@@ -104,22 +104,28 @@ impl Subscription {
         let (managed_tx, mut managed_rx) = mpsc::unbounded_channel();
         loop {
             flow.restart();
+            let mut opened = false;
             let (ended, resume, healthy) = self
                 .stream(
                     &auth,
                     &start,
                     &mut flow,
                     &mut taken_seen,
-                    &managed_tx,
-                    &mut managed_rx,
+                    (&managed_tx, &mut managed_rx),
+                    &mut opened,
                 )
                 .await;
             if let Some(resume) = resume {
                 start = Start::Custom(resume);
             }
+            // The server accepting the stream is a working connection (the
+            // connection timeout starts again); delivering is progress (so
+            // does the backoff).
+            if opened {
+                failing_since = None;
+            }
             if healthy {
                 attempt = 0;
-                failing_since = None;
                 relogins = 0;
             }
             let reason = match ended {
@@ -224,8 +230,8 @@ impl Subscription {
         start: &Start,
         flow: &mut Flow,
         taken_seen: &mut u64,
-        managed_tx: &mpsc::UnboundedSender<(u64, Vec<u8>)>,
-        managed_rx: &mut mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+        (managed_tx, managed_rx): ManagedCommits<'_>,
+        opened: &mut bool,
     ) -> (Ended, Option<Vec<u8>>, bool) {
         let mut resume = None;
         let mut healthy = false;
@@ -246,7 +252,7 @@ impl Subscription {
         let (requests, request_rx) = mpsc::unbounded_channel::<Outbound>();
         let _ = requests.send(self.first_request(start, first));
         let mut client = self.connection.client();
-        let opened = match &self.kind {
+        let call_result = match &self.kind {
             Kind::Topic { .. } => {
                 let stream = outbound_stream(request_rx, |o| match o {
                     Outbound::Fetch(f) => Some(f),
@@ -290,10 +296,11 @@ impl Subscription {
                 }
             }
         };
-        let mut inbound = match opened {
+        let mut inbound = match call_result {
             Ok(inbound) => inbound,
             Err(ended) => return (ended, None, false),
         };
+        *opened = true;
         self.connection.emit.send(PubSubEvent::Subscribed {
             topic: self.topic.to_string(),
             replay: match start {
@@ -448,6 +455,12 @@ impl Subscription {
         }
     }
 }
+
+/// The acknowledgements of a managed subscription, to send as commits.
+type ManagedCommits<'a> = (
+    &'a mpsc::UnboundedSender<(u64, Vec<u8>)>,
+    &'a mut mpsc::UnboundedReceiver<(u64, Vec<u8>)>,
+);
 
 enum Outbound {
     Fetch(FetchRequest),
