@@ -67,9 +67,7 @@ fn preset(from: ReplayFrom) -> Result<ReplayPreset, PubSubError> {
     match from {
         ReplayFrom::New => Ok(ReplayPreset::Latest),
         ReplayFrom::All => Ok(ReplayPreset::Earliest),
-        other => Err(PubSubError::Connection(format!(
-            "replay option {other} has no Pub/Sub preset: use NEW (LATEST) or ALL (EARLIEST); a replay id is given with subscribe_from"
-        ))),
+        other => Err(PubSubError::NoPreset(other.to_string())),
     }
 }
 
@@ -336,9 +334,10 @@ impl PubSubClient {
         if check {
             let info = self.get_topic(topic).await?;
             if !info.can_subscribe {
-                return Err(PubSubError::Connection(format!(
-                    "the topic {topic} cannot be subscribed to by this user"
-                )));
+                return Err(PubSubError::NotPermitted {
+                    topic: topic.to_string(),
+                    what: "subscribed to",
+                });
             }
         }
         let kind = Kind::Topic {

@@ -80,6 +80,20 @@ pub enum PubSubError {
         /// The last failure.
         last_error: String,
     },
+    /// The user may not do this with the topic (GetTopic's `can_publish`
+    /// or `can_subscribe` is false).
+    #[error("the topic {topic} cannot be {what} by this user")]
+    NotPermitted {
+        /// The topic.
+        topic: String,
+        /// `published to` or `subscribed to`.
+        what: &'static str,
+    },
+    /// A replay option that has no Pub/Sub preset (only `NEW`, `ALL`).
+    #[error(
+        "replay option {0} has no Pub/Sub preset: use NEW (LATEST) or ALL (EARLIEST); a replay id is given with subscribe_from"
+    )]
+    NoPreset(String),
     /// The topic is subscribed already (one subscription per topic, so its
     /// markers have one order).
     #[error("{topic} is subscribed already; unsubscribe it first")]

@@ -118,7 +118,9 @@ impl PubSubMessage {
 
 /// The events of every subscription of a client, in order per topic. A
 /// subscription that fails for good yields its error and ends; the others
-/// go on. Memory is bounded: each subscription asks the server for no
+/// go on. An event that cannot be decoded (or whose schema is unknown)
+/// yields [`PubSubError::Codec`] (or the schema's error) in its place, and
+/// its subscription goes on. Memory is bounded: each subscription asks the server for no
 /// more than `max_pending` events minus those waiting here.
 #[derive(Debug)]
 pub struct PubSubMessages {

@@ -41,9 +41,10 @@ pub(crate) async fn encode_events(
 ) -> Result<(String, Vec<Result<ProducerEvent, String>>), PubSubError> {
     let info = get_topic(connection, topic).await?;
     if !info.can_publish {
-        return Err(PubSubError::Connection(format!(
-            "the topic {topic} cannot be published to by this user"
-        )));
+        return Err(PubSubError::NotPermitted {
+            topic: topic.to_string(),
+            what: "published to",
+        });
     }
     let schema = schemas.get(connection, topic, &info.schema_id).await?;
     let encoded = events

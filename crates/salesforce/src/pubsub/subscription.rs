@@ -409,11 +409,25 @@ impl Subscription {
                 shared: None,
                 acked: AtomicBool::new(false),
             }),
+            // The schema could not be fetched for now: the stream is
+            // reopened before this event (it is not skipped).
             Err(PubSubError::Rpc { code, message, .. })
-                if code != tonic::Code::NotFound && code != tonic::Code::InvalidArgument =>
+                if !matches!(
+                    code,
+                    tonic::Code::NotFound
+                        | tonic::Code::InvalidArgument
+                        | tonic::Code::PermissionDenied
+                ) =>
             {
                 return Err(tonic::Status::new(code, message));
             }
+            Err(PubSubError::Timeout { what, timeout }) => {
+                return Err(tonic::Status::deadline_exceeded(format!(
+                    "{what} did not finish within {timeout:?}"
+                )));
+            }
+            // Undecodable, or its schema unknown: reported, and the stream
+            // goes on.
             Err(error) => Err(error),
         };
         Ok(self.send(item).then_some(replay_id))
