@@ -308,3 +308,39 @@ async fn one_subscription_per_topic_and_resubscribing_resumes_in_order() {
     );
     client.close().await;
 }
+
+/// An access token given as is has no org id: it comes from the token's
+/// prefix, and the token shows nowhere.
+#[tokio::test]
+async fn a_bare_access_token_gets_its_org_id_from_the_token() {
+    use sfstream_salesforce::{Authenticator, Credentials};
+    let org = org().await;
+    let emulated = org.emulator.org();
+    let token = emulated
+        .tokens
+        .issue(&emulated.org_id(), &emulated.user_id());
+    let login = Authenticator::new(Credentials::access_token(token.clone(), org.emulator.url()));
+    let (client, mut messages) = sfstream_salesforce::pubsub::PubSubClient::builder(login)
+        .url(org.emulator.pubsub_url())
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    org.accounts(1);
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    take(&mut messages, 1).await;
+    let shown = format!("{client:?}");
+    assert!(!shown.contains(&token[20..]), "{shown}");
+    client.close().await;
+
+    let bare = Authenticator::new(Credentials::access_token(
+        "not-an-org-token",
+        org.emulator.url(),
+    ));
+    let error = sfstream_salesforce::pubsub::PubSubClient::builder(bare)
+        .url(org.emulator.pubsub_url())
+        .connect()
+        .await
+        .expect_err("no org id");
+    assert!(matches!(error, PubSubError::NoOrgId), "{error:?}");
+}

@@ -141,8 +141,12 @@ impl PubSubClientBuilder {
         self
     }
 
-    /// HTTP/2 keepalive pings: every `interval`, the connection is dropped
-    /// when one is not answered within `timeout` (default 60 s and 20 s).
+    /// HTTP/2 keepalive pings while streams are open: every `interval`, the
+    /// connection is dropped when one is not answered within `timeout`
+    /// (default 300 s and 20 s, gRPC's usual client setting: gRPC servers
+    /// by default answer pings more frequent than every 5 minutes with a
+    /// `too_many_pings` GOAWAY). The idle watchdog
+    /// ([`idle_timeout`](Self::idle_timeout)) catches a silent stream too.
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.transport.keepalive_interval = interval;
         self.transport.keepalive_timeout = timeout;
@@ -251,7 +255,7 @@ impl PubSubClient {
             authenticator,
             transport: Transport {
                 url: sfstream_pubsub::DEFAULT_URL.to_string(),
-                keepalive_interval: Duration::from_secs(60),
+                keepalive_interval: Duration::from_secs(300),
                 keepalive_timeout: Duration::from_secs(20),
                 connect_timeout: Duration::from_secs(10),
             },
