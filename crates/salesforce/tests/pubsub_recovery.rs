@@ -7,6 +7,7 @@
 mod support;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde_json::json;
@@ -353,5 +354,111 @@ async fn a_restarted_server_is_reconnected_without_loss_or_duplicates() {
     got.extend(take(&mut messages, 2).await);
     assert_increasing(&numbers(&got));
     assert!(reconnects(&org) >= 1, "{:?}", org.events.lock());
+    client.close().await;
+}
+
+/// A TCP proxy whose connections can be frozen: bytes stop flowing both
+/// ways but the sockets stay open, like a half-open connection after a NAT
+/// gateway forgot it. Connections made after a freeze flow.
+/// The freeze switches of a proxy's connections.
+type Switches = Arc<parking_lot::Mutex<Vec<Arc<AtomicBool>>>>;
+
+struct Proxy {
+    port: u16,
+    connections: Switches,
+}
+
+impl Proxy {
+    async fn start(target: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections: Switches = Arc::default();
+        let registry = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let frozen = Arc::new(AtomicBool::new(false));
+                registry.lock().push(frozen.clone());
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pipe(client_read, server_write, frozen.clone()));
+                tokio::spawn(pipe(server_read, client_write, frozen));
+            }
+        });
+        Self { port, connections }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn freeze(&self) {
+        for frozen in self.connections.lock().iter() {
+            frozen.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// Copies `from` to `to` until either closes, or forwards nothing more
+/// (holding both open) once `frozen`.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if frozen.load(Ordering::Acquire) {
+            std::future::pending::<()>().await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_half_open_connection_is_detected_by_http2_pings() {
+    let mut config = config();
+    // No application keepalive, and a watchdog far away: only pings can
+    // notice the dead connection.
+    config.pubsub_keepalive = Duration::from_secs(60);
+    let org = org_with(config).await;
+    let target = org
+        .emulator
+        .pubsub_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let (client, mut messages) = org
+        .builder()
+        .url(proxy.url())
+        .keepalive(Duration::from_millis(300), Duration::from_millis(300))
+        .idle_timeout(Duration::from_secs(60))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_subscribed(ACCOUNTS).await;
+    org.accounts(1);
+    let mut got = take(&mut messages, 1).await;
+    proxy.freeze();
+    org.accounts(1);
+    got.extend(take(&mut messages, 1).await);
+    assert_increasing(&numbers(&got));
+    assert!(
+        org.count(|e| matches!(e, PubSubEvent::Reconnecting { reason, .. } if !reason.contains("idle timeout"))) >= 1,
+        "{:?}",
+        org.events.lock()
+    );
     client.close().await;
 }
