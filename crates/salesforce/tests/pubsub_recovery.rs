@@ -366,6 +366,7 @@ type Switches = Arc<parking_lot::Mutex<Vec<Arc<AtomicBool>>>>;
 struct Proxy {
     port: u16,
     connections: Switches,
+    accepting: tokio::task::JoinHandle<()>,
 }
 
 impl Proxy {
@@ -376,7 +377,7 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let connections: Switches = Arc::default();
         let registry = connections.clone();
-        tokio::spawn(async move {
+        let accepting = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = tokio::net::TcpStream::connect(&target).await else {
                     continue;
@@ -389,11 +390,22 @@ impl Proxy {
                 tokio::spawn(pipe(server_read, client_write, frozen));
             }
         });
-        Self { port, connections }
+        Self {
+            port,
+            connections,
+            accepting,
+        }
     }
 
     fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Refuses new connections and freezes the open ones: the server is
+    /// gone for good.
+    fn kill(&self) {
+        self.accepting.abort();
+        self.freeze();
     }
 
     fn freeze(&self) {
@@ -460,5 +472,43 @@ async fn a_half_open_connection_is_detected_by_http2_pings() {
         "{:?}",
         org.events.lock()
     );
+    client.close().await;
+}
+
+#[tokio::test]
+async fn a_server_gone_for_good_ends_the_subscription_after_the_connection_timeout() {
+    let org = org().await;
+    let target = org
+        .emulator
+        .pubsub_url()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = Proxy::start(target).await;
+    let (client, mut messages) = org
+        .builder()
+        .url(proxy.url())
+        .keepalive(Duration::from_millis(300), Duration::from_millis(300))
+        .connection_timeout(Some(Duration::from_secs(1)))
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_subscribed(ACCOUNTS).await;
+    proxy.kill();
+    let started = std::time::Instant::now();
+    let error = next(&mut messages, Duration::from_secs(5))
+        .await
+        .expect("an item")
+        .expect_err("gave up");
+    assert!(
+        matches!(&error, PubSubError::GaveUp { topic, .. } if topic == ACCOUNTS),
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(reconnects(&org) >= 2, "{:?}", org.events.lock());
     client.close().await;
 }
