@@ -344,3 +344,35 @@ async fn a_bare_access_token_gets_its_org_id_from_the_token() {
         .expect_err("no org id");
     assert!(matches!(error, PubSubError::NoOrgId), "{error:?}");
 }
+
+async fn open_streams(org: &support::Org) -> i64 {
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_emulator/stats", org.emulator.url()))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json");
+    stats["pubsub"]["streams"].as_i64().expect("streams")
+}
+
+#[tokio::test]
+async fn dropping_the_message_stream_ends_the_subscriptions() {
+    let org = org().await;
+    let (client, messages) = org.connect().await;
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    org.wait_subscribed(ACCOUNTS).await;
+    assert_eq!(open_streams(&org).await, 1);
+    drop(messages);
+    let mut open = 1;
+    for _ in 0..200 {
+        open = open_streams(&org).await;
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(open, 0, "the stream outlived its consumer");
+    client.close().await;
+}

@@ -247,6 +247,8 @@ impl Subscription {
             tokio::select! {
                 () = self.shared.notify.notified() => {}
                 _ = self.shutdown.changed() => return (Ended::Shutdown, None, false),
+                // The consumer dropped the message stream.
+                () = self.out.closed() => return (Ended::Done, None, false),
             }
         };
         let (requests, request_rx) = mpsc::unbounded_channel::<Outbound>();
@@ -359,6 +361,7 @@ impl Subscription {
                 }
                 () = sleep_until(watchdog) => return (Ended::Silent, resume, healthy),
                 _ = self.shutdown.changed() => return (Ended::Shutdown, resume, healthy),
+                () = self.out.closed() => return (Ended::Done, resume, healthy),
             }
             sync_taken(&self.shared, flow, taken_seen);
             if let Some(n) = flow.request() {
