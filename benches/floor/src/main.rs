@@ -29,11 +29,12 @@
 //! ```
 //!
 //! ```text
-//! sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS
+//! sfstream-bench setup-cdc URL COUNT
+//! sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]
 //! ```
 //!
-//! `pubsub-floor` is the Avro-decode-only floor of benches/pubsub_drain.sh
-//! (see `pubsub.rs`).
+//! `setup-cdc` preloads a Change Data Capture backlog and `pubsub-floor` is
+//! the Avro-decode-only floor of benches/pubsub_drain.sh (see `pubsub.rs`).
 //!
 //! `rpc-server` / `rpc-client` serve and load Nameko `echo(x)` calls
 //! (benches/rpc.sh, see `rpc.rs`); `latency` measures record change →
@@ -103,16 +104,29 @@ fn main() -> ExitCode {
                 .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
         ["pubsub-floor", url, pubsub_url, topic, events] => runtime.block_on(async {
-            tokio::time::timeout(DEADLINE, pubsub::floor(url, pubsub_url, topic, events))
-                .await
-                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+            tokio::time::timeout(
+                DEADLINE,
+                pubsub::floor(url, pubsub_url, topic, events, None),
+            )
+            .await
+            .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
+        ["pubsub-floor", url, pubsub_url, topic, events, ca] => runtime.block_on(async {
+            tokio::time::timeout(
+                DEADLINE,
+                pubsub::floor(url, pubsub_url, topic, events, Some(ca)),
+            )
+            .await
+            .map_err(|_| format!("not done after {DEADLINE:?}"))?
+        }),
+        ["setup-cdc", url, count] => runtime.block_on(pubsub::setup_cdc(url, count)),
         ["latency", n] => runtime.block_on(latency::run(n, "2")),
         ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
         _ => Err(
             "usage: sfstream-bench setup URL TOPIC COUNT [FIELD_BYTES]\n       \
                   sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
-                  sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS\n       \
+                  sfstream-bench setup-cdc URL COUNT\n       \
+                  sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]\n       \
                   sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]\n       \
                   sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
                   sfstream-bench ceiling-server NAME [PREFETCH] [LIFETIME_S]\n       \

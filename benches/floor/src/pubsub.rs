@@ -1,5 +1,9 @@
-//! `sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS`: the
-//! Avro-decode-only floor of benches/pubsub_drain.sh.
+//! `sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]`: the
+//! Avro-decode-only floor of benches/pubsub_drain.sh (CA_PEM: the root
+//! certificate of an `https://` PUBSUB_URL). And `sfstream-bench setup-cdc
+//! URL COUNT`: a backlog of COUNT Contact creations (COUNT Change Data
+//! Capture events), made 200 at a time through the REST API's sObject
+//! Collections, as a data load would.
 //!
 //! It logs in (OAuth username-password), subscribes to TOPIC on the
 //! emulator's Pub/Sub server from EARLIEST with Salesforce's flow control
@@ -20,6 +24,7 @@ use sfstream_pubsub::proto::{FetchRequest, ReplayPreset, SchemaRequest, TopicReq
 use tokio::sync::mpsc;
 use tonic::Request;
 use tonic::metadata::MetadataMap;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 use crate::Result;
 
@@ -38,16 +43,72 @@ fn request<T>(message: T, metadata: &MetadataMap) -> Request<T> {
     request
 }
 
+/// Creates `count` Contacts, 200 per request.
+pub async fn setup_cdc(url: &str, count: &str) -> Result<()> {
+    let count: usize = count.parse()?;
+    let http = reqwest::Client::new();
+    let (token, instance) = crate::login(&http, url).await?;
+    let mut made = 0;
+    while made < count {
+        let batch = (count - made).min(200);
+        let records: Vec<serde_json::Value> = (made..made + batch)
+            .map(|i| {
+                json!({
+                    "attributes": {"type": "Contact"},
+                    "FirstName": "Ada",
+                    "LastName": format!("Lovelace {i:07}"),
+                    "Email": format!("ada.{i}@example.com"),
+                    "Title": "Analyst",
+                    "Department": "Engines",
+                    "Phone": "+44 20 7946 0000",
+                })
+            })
+            .collect();
+        let response = http
+            .post(format!(
+                "{instance}/services/data/v{}/composite/sobjects",
+                crate::API_VERSION
+            ))
+            .bearer_auth(&token)
+            .json(&json!({"allOrNone": true, "records": records}))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(format!("creating Contacts: {}", response.text().await?).into());
+        }
+        made += batch;
+    }
+    println!(
+        "{}",
+        json!({"created": made, "topic": "/data/ContactChangeEvent"})
+    );
+    Ok(())
+}
+
 /// Drains EVENTS events of TOPIC, decoding each.
-pub async fn floor(url: &str, pubsub_url: &str, topic: &str, events: &str) -> Result<()> {
+pub async fn floor(
+    url: &str,
+    pubsub_url: &str,
+    topic: &str,
+    events: &str,
+    ca_pem: Option<&str>,
+) -> Result<()> {
     let want: u64 = events.parse()?;
     let started = Instant::now();
     let http = reqwest::Client::new();
     let (token, instance, org) = crate::login_with_org(&http, url).await?;
     let meta = metadata(&token, &instance, &org)?;
-    let mut client = PubSubClient::connect(pubsub_url.to_string())
-        .await?
-        .max_decoding_message_size(64 << 20);
+    let mut endpoint = Channel::from_shared(pubsub_url.to_string())?;
+    if let Some(path) = ca_pem {
+        let pem = std::fs::read_to_string(path)?;
+        endpoint = endpoint.tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(pem))
+                .domain_name("localhost"),
+        )?;
+    }
+    let mut client =
+        PubSubClient::new(endpoint.connect().await?).max_decoding_message_size(64 << 20);
     let topic_info = client
         .get_topic(request(
             TopicRequest {

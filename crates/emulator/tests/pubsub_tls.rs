@@ -2,59 +2,14 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use sfstream_emulator::PubSubTls;
 use sfstream_pubsub::proto::TopicRequest;
 use sfstream_pubsub::proto::pub_sub_client::PubSubClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
-/// A self-signed certificate for 127.0.0.1 and localhost, made by openssl.
-fn self_signed(dir: &Path) -> Option<(String, String)> {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=localhost",
-        ])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
-        // A leaf, not a CA: rustls refuses a CA certificate as the server's.
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .ok()?;
-    if !made.status.success() {
-        return None;
-    }
-    Some((
-        std::fs::read_to_string(cert).ok()?,
-        std::fs::read_to_string(key).ok()?,
-    ))
-}
-
 #[tokio::test]
 async fn pubsub_serves_tls_with_h2() {
-    let dir = std::env::temp_dir().join(format!("sfstream-pubsub-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let Some((cert_pem, key_pem)) = self_signed(&dir) else {
-        eprintln!("openssl is not available; TLS not tested");
-        return;
-    };
-    let _ = std::fs::remove_dir_all(&dir);
+    let (cert_pem, key_pem) = sfstream_testkit::tls::self_signed();
     let mut config = common::config();
     config.pubsub_tls = Some(PubSubTls {
         cert_pem: cert_pem.clone(),

@@ -344,7 +344,11 @@ async fn platform_events_and_change_data_capture() {
     let header = &received[1]["data"]["payload"]["ChangeEventHeader"];
     assert_eq!(header["entityName"], "Contact");
     assert_eq!(header["recordIds"], json!([id]));
-    assert_eq!(header["changedFields"], json!(["Email"]));
+    // Salesforce: "including the LastModifiedDate system field".
+    assert_eq!(
+        header["changedFields"],
+        json!(["Email", "LastModifiedDate"])
+    );
     assert!(header["commitTimestamp"].as_i64().is_some());
     assert_eq!(received[1]["data"]["payload"]["Email"], "d@example.com");
     assert_eq!(received[0]["data"]["payload"]["LastName"], "Doe");

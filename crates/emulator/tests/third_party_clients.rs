@@ -704,3 +704,95 @@ async fn jsforce_streams_pushtopic_events() {
     assert_contact_created(&messages[0], id, "Live");
     assert!(replay_id(&messages[0]) > 0);
 }
+
+// ---------------------------------------------------------------- salesforce-pubsub-api-client
+
+/// The npm `salesforce-pubsub-api-client` (5.5.2), over TLS as it insists:
+/// logs in with its username-password flow, subscribes to a CDC topic from
+/// the earliest event and decodes it (bitmaps to field names, compound
+/// Name), then publishes a platform event that the org delivers on both
+/// transports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_pubsub_api_client_subscribes_decodes_and_publishes() {
+    let (cert_pem, key_pem) = sfstream_testkit::tls::self_signed();
+    let mut config = common::config();
+    config.pubsub_tls = Some(sfstream_emulator::PubSubTls { cert_pem, key_pem });
+    // Salesforce's idle close (60 s), not the quick one of the other tests.
+    config.pubsub_idle_timeout = Duration::from_secs(60);
+    let org = common::start_with(config).await;
+    org.emulator
+        .org()
+        .define_platform_event(
+            "Order_Event__e",
+            &[("Message__c", sfstream_emulator::schema::FieldType::String)],
+        )
+        .expect("platform event type");
+    let contact = org
+        .create(
+            "Contact",
+            json!({"FirstName": "Ada", "LastName": "Lovelace", "Email": "ada@example.com"}),
+        )
+        .await;
+    org.update(
+        "Contact",
+        &contact,
+        json!({"Title": "Analyst", "Email": null}),
+    )
+    .await;
+    let endpoint = org.emulator.pubsub_addr().to_string();
+    let summary = run_client({
+        let mut command = node_client(
+            "pubsub_check.js",
+            &[
+                &org.emulator.url(),
+                &endpoint,
+                "/data/ContactChangeEvent",
+                "/event/Order_Event__e",
+                "2",
+            ],
+        );
+        command.env("NODE_PATH", node_modules("salesforce-pubsub-api-client"));
+        command
+    })
+    .await;
+
+    // The CDC events as the client decoded them: the creation (Salesforce
+    // lists no changed fields on a create) and the update.
+    let events = summary["events"].as_array().expect("events");
+    assert_eq!(events.len(), 2);
+    let created = &events[0]["event"]["payload"];
+    assert_eq!(events[0]["topic"], "/data/ContactChangeEvent");
+    let header = &created["ChangeEventHeader"];
+    assert_eq!(header["entityName"], "Contact", "{created:#}");
+    assert_eq!(header["changeType"], "CREATE", "{created:#}");
+    assert_eq!(header["recordIds"], json!([contact]), "{created:#}");
+    assert_eq!(created["Name"]["FirstName"], "Ada", "{created:#}");
+    assert_eq!(created["Name"]["LastName"], "Lovelace", "{created:#}");
+    assert_eq!(created["Email"], "ada@example.com", "{created:#}");
+    let updated = &events[1]["event"]["payload"];
+    let header = &updated["ChangeEventHeader"];
+    assert_eq!(header["changeType"], "UPDATE", "{updated:#}");
+    let changed = strings(&header["changedFields"]);
+    for field in ["Title", "Email", "LastModifiedDate"] {
+        assert!(changed.contains(&field), "{field} not in {changed:?}");
+    }
+    assert_eq!(strings(&header["nulledFields"]), ["Email"], "{updated:#}");
+    assert_eq!(updated["Title"], "Analyst", "{updated:#}");
+    // Unchanged fields are null in a change event.
+    assert_eq!(updated["Name"], Value::Null, "{updated:#}");
+
+    // The platform event it published, delivered on CometD too.
+    let replay_id = summary["publish"]["replayId"]
+        .as_i64()
+        .or_else(|| summary["publish"]["replayId"].as_str()?.parse().ok())
+        .unwrap_or_else(|| panic!("a replay id in {:#}", summary["publish"]));
+    let mut bayeux = org.bayeux();
+    bayeux.open("/event/Order_Event__e", Some(-2)).await;
+    let events = bayeux.events(1, 3).await;
+    let event = events
+        .iter()
+        .find(|m| m["channel"] == "/event/Order_Event__e")
+        .unwrap_or_else(|| panic!("no platform event on CometD: {events:#?}"));
+    assert_eq!(event["data"]["payload"]["Message__c"], "hello from node");
+    assert_eq!(event["data"]["event"]["replayId"], replay_id);
+}

@@ -12,6 +12,7 @@ pub mod kill9;
 pub mod peers;
 pub mod rabbitmq;
 pub mod redis;
+pub mod tls;
 
 /// A name no other test (nor test run) uses: `prefix`, `_` and 12 random
 /// hex digits. Letters, digits, `_` and `-` only, so it fits PushTopic

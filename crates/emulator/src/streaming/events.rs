@@ -60,14 +60,20 @@ pub fn change_event(
     schema_id: &str,
 ) -> Value {
     let id = change.record.get("Id").cloned().unwrap_or(Value::Null);
-    let changed_fields: Vec<&String> = if change.kind == ChangeKind::Updated {
-        change.changed_fields.iter().collect()
+    // Salesforce lists changed fields on updates only, "including the
+    // LastModifiedDate system field".
+    let changed_fields: Vec<&str> = if change.kind == ChangeKind::Updated {
+        let mut fields: Vec<&str> = change.changed_fields.iter().map(String::as_str).collect();
+        if !fields.contains(&"LastModifiedDate") {
+            fields.push("LastModifiedDate");
+        }
+        fields
     } else {
         Vec::new()
     };
-    let nulled_fields: Vec<&&String> = changed_fields
+    let nulled_fields: Vec<&&str> = changed_fields
         .iter()
-        .filter(|k| change.record.get(k.as_str()).is_none_or(Value::is_null))
+        .filter(|k| change.record.get(**k).is_none_or(Value::is_null))
         .collect();
     let header = json!({
         "entityName": change.sobject,
