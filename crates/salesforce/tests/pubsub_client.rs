@@ -376,3 +376,36 @@ async fn dropping_the_message_stream_ends_the_subscriptions() {
     assert_eq!(open, 0, "the stream outlived its consumer");
     client.close().await;
 }
+
+/// TLS: the server's certificate is verified (a self-signed one is
+/// refused unless its CA is added).
+#[tokio::test]
+async fn tls_verifies_the_server_certificate() {
+    let (cert_pem, key_pem) = sfstream_testkit::tls::self_signed();
+    let mut config = support::config();
+    config.pubsub_tls = Some(sfstream_emulator::config::PubSubTls {
+        cert_pem: cert_pem.clone(),
+        key_pem,
+    });
+    let org = support::org_with(config).await;
+    assert!(org.emulator.pubsub_url().starts_with("https://"));
+    let (client, mut messages) = org
+        .builder()
+        .add_root_certificate(cert_pem)
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    org.accounts(1);
+    client
+        .subscribe(ACCOUNTS)
+        .await
+        .expect("subscribes over TLS");
+    take(&mut messages, 1).await;
+    client.close().await;
+
+    let (untrusting, _messages) = org.connect().await;
+    let error = untrusting.get_topic(ACCOUNTS).await.expect_err("refused");
+    assert!(matches!(error, PubSubError::Rpc { .. }), "{error:?}");
+    untrusting.close().await;
+}

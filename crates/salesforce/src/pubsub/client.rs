@@ -79,6 +79,13 @@ impl PubSubClientBuilder {
         self
     }
 
+    /// Trusts this CA certificate (PEM) besides the webpki roots, e.g. a
+    /// TLS-intercepting corporate proxy's.
+    pub fn add_root_certificate(mut self, pem: impl Into<String>) -> Self {
+        self.transport.extra_roots.push(pem.into());
+        self
+    }
+
     /// The org id sent as `tenantid`, when the login flow gives none and
     /// the access token does not start with it.
     pub fn org_id(mut self, org_id: impl Into<String>) -> Self {
@@ -258,6 +265,7 @@ impl PubSubClient {
                 keepalive_interval: Duration::from_secs(300),
                 keepalive_timeout: Duration::from_secs(20),
                 connect_timeout: Duration::from_secs(10),
+                extra_roots: Vec::new(),
             },
             org_id: None,
             store: Arc::new(MemoryStore::new()),

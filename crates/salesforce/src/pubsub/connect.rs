@@ -11,7 +11,7 @@ use sfstream_common::Backoff;
 use sfstream_pubsub::proto::pub_sub_client::PubSubClient;
 use tokio::time::Instant;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use super::error::PubSubError;
 use super::event::{Emitter, PubSubEvent};
@@ -24,6 +24,8 @@ pub(crate) struct Transport {
     pub(crate) keepalive_interval: Duration,
     pub(crate) keepalive_timeout: Duration,
     pub(crate) connect_timeout: Duration,
+    /// PEM certificates trusted besides the webpki roots.
+    pub(crate) extra_roots: Vec<String>,
 }
 
 /// A lazily connected channel to `transport.url`; the connection is made
@@ -33,9 +35,13 @@ pub(crate) fn channel(transport: &Transport, allow_insecure: bool) -> Result<Cha
     let endpoint = Endpoint::from_shared(transport.url.clone()).map_err(|e| bad(e.to_string()))?;
     let uri = endpoint.uri().clone();
     let endpoint = match uri.scheme_str() {
-        Some("https") => endpoint
-            .tls_config(ClientTlsConfig::new().with_webpki_roots())
-            .map_err(|e| bad(e.to_string()))?,
+        Some("https") => {
+            let roots = transport.extra_roots.iter().map(Certificate::from_pem);
+            let tls = ClientTlsConfig::new()
+                .with_webpki_roots()
+                .ca_certificates(roots);
+            endpoint.tls_config(tls).map_err(|e| bad(e.to_string()))?
+        }
         Some("http") if allow_insecure || uri.host().is_some_and(is_loopback) => endpoint,
         Some("http") => {
             return Err(bad(
@@ -280,6 +286,7 @@ mod tests {
             keepalive_interval: Duration::from_secs(60),
             keepalive_timeout: Duration::from_secs(20),
             connect_timeout: Duration::from_secs(5),
+            extra_roots: Vec::new(),
         }
     }
 
