@@ -1,6 +1,8 @@
 //! `sfstream listen`: a `kcat` for Salesforce. One JSON object per event
 //! per line on stdout; logs and a live status line on stderr; a channel's
 //! replay marker committed only after its line was written and flushed.
+//! Over CometD (the default) or the Pub/Sub API (`--pubsub`), with the same
+//! lines and the same replay options.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -16,12 +18,14 @@ use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use sfstream_bayeux::{ClientEvent, HandshakeReason};
+use sfstream_salesforce::pubsub::{PubSubClient, PubSubError, PubSubEvent, PubSubMessage};
 use sfstream_salesforce::replay::{ReplayFrom, open_store};
 use sfstream_salesforce::{
     DEFAULT_MAX_PENDING, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
 };
 
 use super::login::LoginArgs;
+use super::pubsub::{PubSubArgs, PubSubStart, parse_start};
 
 /// Options of `sfstream listen`.
 #[derive(Debug, Args)]
@@ -30,6 +34,7 @@ use super::login::LoginArgs;
   SALESFORCE_ACCESS_TOKEN=... sfstream listen --instance-url https://acme.my.salesforce.com /data/ChangeEvents
   sfstream listen --replay-store file:markers.redb --replay ALL --max-events 100 /event/Order__e
   sfstream listen --cometd-url http://127.0.0.1:8000/bayeux /chat/room
+  sfstream listen --pubsub --replay-store file:markers.redb /data/AccountChangeEvent
 
 stdout: one {\"channel\": ..., \"data\": ...} object per line. Exit status: 0 when
 --max-events was reached or on Ctrl-C, 1 on a fatal error (one line on stderr).")]
@@ -42,6 +47,8 @@ pub struct ListenArgs {
     /// Any Bayeux server at URL (no Salesforce login, no replay).
     #[arg(long, env = "SALESFORCE_COMETD_URL", value_name = "URL")]
     cometd_url: Option<String>,
+    #[command(flatten)]
+    pubsub: PubSubArgs,
     /// Where replay markers live: memory: | file:PATH | redis://HOST:PORT/DB.
     #[arg(
         long,
@@ -50,14 +57,14 @@ pub struct ListenArgs {
         default_value = "memory:"
     )]
     replay_store: String,
-    /// Start point when nothing is stored for a channel: NEW, ALL or a replay id.
+    /// Start point when nothing is stored for a channel: NEW, ALL or a replay id (with --pubsub: base64).
     #[arg(
         long,
         env = "SALESFORCE_REPLAY",
         value_name = "NEW|ALL|ID",
         default_value = "NEW"
     )]
-    replay: ReplayFrom,
+    replay: String,
     /// On an expired replay id, resubscribe with this (default: exit non-zero).
     #[arg(long, env = "SALESFORCE_REPLAY_FALLBACK", value_name = "NEW|ALL")]
     replay_fallback: Option<ReplayFrom>,
@@ -84,8 +91,23 @@ pub struct ListenArgs {
 struct Received {
     channel: String,
     data: Box<RawValue>,
-    replay_id: Option<i64>,
-    commit: Option<StreamMessage>,
+    replay_id: Option<String>,
+    commit: Option<Commit>,
+}
+
+/// What acknowledges a written event.
+enum Commit {
+    CometD(StreamMessage),
+    PubSub(PubSubMessage),
+}
+
+impl Commit {
+    fn ack(&self) {
+        match self {
+            Commit::CometD(message) => message.ack(),
+            Commit::PubSub(message) => message.ack(),
+        }
+    }
 }
 
 type Source = BoxStream<'static, anyhow::Result<Received>>;
@@ -95,7 +117,7 @@ type Source = BoxStream<'static, anyhow::Result<Received>>;
 struct Status {
     events: AtomicU64,
     reconnects: AtomicU64,
-    last: Mutex<BTreeMap<String, i64>>,
+    last: Mutex<BTreeMap<String, String>>,
 }
 
 /// Runs `sfstream listen`.
@@ -105,9 +127,14 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
     {
         bail!("--replay-fallback takes NEW or ALL, not a replay id");
     }
+    args.pubsub.check()?;
     let status = Arc::new(Status::default());
     let (source, closer) = match &args.cometd_url {
+        Some(_) if args.pubsub.pubsub => {
+            bail!("--cometd-url and --pubsub are two transports; give one")
+        }
         Some(url) => generic_source(url, &args.channels, &args).await?,
+        None if args.pubsub.pubsub => pubsub_source(&args, status.clone()).await?,
         None => salesforce_source(&args, status.clone()).await?,
     };
     let ticker = (!args.no_status && std::io::stderr().is_terminal())
@@ -124,6 +151,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
 /// How to end the session cleanly (and store the last markers).
 enum Closer {
     Salesforce(StreamingClient),
+    PubSub(PubSubClient),
     Generic(sfstream_bayeux::Client),
 }
 
@@ -131,6 +159,7 @@ impl Closer {
     async fn close(self) {
         match self {
             Closer::Salesforce(client) => client.close().await,
+            Closer::PubSub(client) => client.close().await,
             Closer::Generic(client) => client.disconnect().await,
         }
     }
@@ -140,13 +169,14 @@ async fn salesforce_source(
     args: &ListenArgs,
     status: Arc<Status>,
 ) -> anyhow::Result<(Source, Closer)> {
+    let replay: ReplayFrom = args.replay.parse().map_err(|e| anyhow!("--replay: {e}"))?;
     let authenticator = args.login.authenticator()?;
     let store = open_store(&args.replay_store)
         .await
         .context("--replay-store")?;
     let (client, events) = StreamingClient::builder(authenticator)
         .replay_store(store)
-        .default_replay(args.replay)
+        .default_replay(replay)
         .replay_fallback(args.replay_fallback)
         .delivery(Delivery::Acknowledged)
         .max_pending(args.max_pending)
@@ -167,13 +197,84 @@ async fn salesforce_source(
             Ok(message) => Ok(Received {
                 channel: message.channel.clone(),
                 data: message.data.clone(),
-                replay_id: message.replay_id(),
-                commit: Some(message),
+                replay_id: message.replay_id().map(|id| id.to_string()),
+                commit: Some(Commit::CometD(message)),
             }),
             Err(error) => Err(anyhow!(explain(&error))),
         })
         .boxed();
     Ok((source, Closer::Salesforce(client)))
+}
+
+/// Pub/Sub: the same lines (`data` is `{"schema", "payload", "event":
+/// {"replayId": <base64>}}`), markers (opaque) committed the same way.
+async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result<(Source, Closer)> {
+    let start = parse_start(&args.replay)?;
+    let authenticator = args.login.authenticator()?;
+    let store = open_store(&args.replay_store)
+        .await
+        .context("--replay-store")?;
+    let default = match &start {
+        PubSubStart::Preset(from) => *from,
+        PubSubStart::After(_) => ReplayFrom::New,
+    };
+    let (client, events) = args
+        .pubsub
+        .builder(authenticator)?
+        .replay_store(store.clone())
+        .default_replay(default)
+        .replay_fallback(args.replay_fallback)
+        .delivery(Delivery::Acknowledged)
+        .max_pending(args.max_pending)
+        .connection_timeout(Some(Duration::from_secs(args.connection_timeout)))
+        .on_event(move |event| {
+            if let PubSubEvent::Reconnecting { .. } = event {
+                status.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+        })
+        .connect()
+        .await
+        .map_err(|e| anyhow!(explain_pubsub(&e)))?;
+    for channel in &args.channels {
+        // A replay id given on the command line applies where nothing is
+        // stored, as NEW and ALL do.
+        let stored = store.get_opaque(channel).await.context("--replay-store")?;
+        let subscribed = match (&start, stored) {
+            (PubSubStart::After(id), None) => {
+                client
+                    .subscribe_from(channel, ReplayFrom::New, Some(id.clone()))
+                    .await
+            }
+            _ => client.subscribe(channel).await,
+        };
+        subscribed.map_err(|e| anyhow!("cannot subscribe to {channel}: {}", explain_pubsub(&e)))?;
+        tracing::info!(%channel, "subscribed (Pub/Sub)");
+    }
+    let source = events
+        .map(|item| match item {
+            Ok(message) => {
+                let data = RawValue::from_string(message.line_data().to_string())?;
+                Ok(Received {
+                    channel: message.topic.clone(),
+                    data,
+                    replay_id: Some(message.replay_id_text()),
+                    commit: Some(Commit::PubSub(message)),
+                })
+            }
+            Err(error) => Err(anyhow!(explain_pubsub(&error))),
+        })
+        .boxed();
+    Ok((source, Closer::PubSub(client)))
+}
+
+/// A one-line reason for a Pub/Sub error, with what to do when obvious.
+fn explain_pubsub(error: &PubSubError) -> String {
+    match error {
+        PubSubError::ReplayIdInvalid { .. } => format!(
+            "{error}; rerun with --replay-fallback ALL (or NEW), or reset the marker with `sfstream replay reset`"
+        ),
+        other => other.to_string(),
+    }
 }
 
 async fn generic_source(
@@ -281,8 +382,8 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
         {
             let mut last = status.last.lock();
             for event in &batch {
-                if let Some(id) = event.replay_id {
-                    last.insert(event.channel.clone(), id);
+                if let Some(id) = &event.replay_id {
+                    last.insert(event.channel.clone(), id.clone());
                 }
             }
         }

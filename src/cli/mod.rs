@@ -5,6 +5,7 @@ mod emulator;
 mod listen;
 mod login;
 mod publish;
+mod pubsub;
 mod query;
 mod replay;
 mod rpc;

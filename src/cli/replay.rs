@@ -1,16 +1,18 @@
-//! `sfstream replay show|set|reset`: inspect and edit replay markers.
+//! `sfstream replay show|set|reset`: inspect and edit replay markers, the
+//! integer ones of CometD channels and the opaque ones of Pub/Sub topics.
 
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use sfstream_salesforce::replay::{ReplayMarker, channel_key, open_store};
+use sfstream_salesforce::replay::{OpaqueMarker, ReplayMarker, channel_key, open_store};
 
 /// Options of `sfstream replay`.
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:
   sfstream replay show --replay-store file:markers.redb
   sfstream replay set --replay-store redis://127.0.0.1:6379/0 /topic/ContactChanges 1234
+  sfstream replay set --pubsub --replay-store file:markers.redb /data/AccountChangeEvent AAAAAAAAAAEAAA==
   sfstream replay reset --replay-store file:markers.redb /topic/ContactChanges")]
 pub struct ReplayArgs {
     /// The store: memory: | file:PATH | redis://HOST:PORT/DB.
@@ -36,8 +38,11 @@ enum Action {
     Set {
         /// The channel.
         channel: String,
-        /// The replay id to resume after.
-        replay_id: i64,
+        /// The replay id to resume after (with --pubsub: base64, as `listen --pubsub` prints it).
+        replay_id: String,
+        /// The marker of a Pub/Sub topic (an opaque replay id).
+        #[arg(long)]
+        pubsub: bool,
     },
     /// Remove a channel's marker (it starts from --replay next time), or every marker with --all.
     Reset {
@@ -58,6 +63,16 @@ fn line(channel: &str, marker: &ReplayMarker) -> String {
     .to_string()
 }
 
+fn opaque_line(topic: &str, marker: &OpaqueMarker) -> String {
+    serde_json::json!({
+        "channel": topic,
+        "transport": "pubsub",
+        "replay_id": sfstream_pubsub::replay_id::to_text(&marker.replay_id),
+        "created": marker.created.map(|c| c.to_rfc3339()),
+    })
+    .to_string()
+}
+
 /// Runs `sfstream replay`.
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let uri = args
@@ -67,24 +82,50 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     match args.action {
         Action::Show {
             channel: Some(channel),
-        } => match store.get(&channel).await? {
-            Some(marker) => println!("{}", line(channel_key(&channel), &marker)),
-            None => {
+        } => {
+            let cometd = store.get(&channel).await?;
+            let pubsub = store.get_opaque(&channel).await?;
+            if let Some(marker) = &cometd {
+                println!("{}", line(channel_key(&channel), marker));
+            }
+            if let Some(marker) = &pubsub {
+                println!("{}", opaque_line(&channel, marker));
+            }
+            if cometd.is_none() && pubsub.is_none() {
                 eprintln!("no marker for {channel}");
                 return Ok(ExitCode::from(3));
             }
-        },
+        }
         Action::Show { channel: None } => {
             for (channel, marker) in store.list().await? {
                 println!("{}", line(&channel, &marker));
             }
-        }
-        Action::Set { channel, replay_id } => {
-            if replay_id < 0 {
-                bail!(
-                    "a marker is a replay id (>= 0); to start from NEW or ALL, reset it and use --replay"
-                );
+            for (topic, marker) in store.list_opaque().await? {
+                println!("{}", opaque_line(&topic, &marker));
             }
+        }
+        Action::Set {
+            channel,
+            replay_id,
+            pubsub: true,
+        } => {
+            let id = sfstream_pubsub::replay_id::from_text(&replay_id)?;
+            store
+                .put_opaque(&channel, &OpaqueMarker::new(id, None))
+                .await?;
+            eprintln!("{channel} will resume after Pub/Sub replay id {replay_id}");
+        }
+        Action::Set {
+            channel,
+            replay_id,
+            pubsub: false,
+        } => {
+            let replay_id: i64 = match replay_id.trim().parse() {
+                Ok(id) if id >= 0 => id,
+                _ => bail!(
+                    "a marker is a replay id (>= 0); to start from NEW or ALL, reset it and use --replay (a Pub/Sub replay id takes --pubsub)"
+                ),
+            };
             store
                 .replace(&channel, ReplayMarker::new(replay_id, None))
                 .await?;
@@ -97,8 +138,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             channel: Some(channel),
             ..
         } => {
+            // Both kinds: the channel's CometD marker and its Pub/Sub one.
             store.remove(&channel).await?;
-            eprintln!("removed the marker of {}", channel_key(&channel));
+            store.remove_opaque(&channel).await?;
+            eprintln!("removed the markers of {}", channel_key(&channel));
         }
         Action::Reset {
             channel: None,
@@ -108,7 +151,11 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             for (channel, _) in &markers {
                 store.remove(channel).await?;
             }
-            eprintln!("removed {} markers", markers.len());
+            let opaque = store.list_opaque().await?;
+            for (topic, _) in &opaque {
+                store.remove_opaque(topic).await?;
+            }
+            eprintln!("removed {} markers", markers.len() + opaque.len());
         }
         Action::Reset {
             channel: None,

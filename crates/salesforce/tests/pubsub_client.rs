@@ -306,6 +306,15 @@ async fn one_subscription_per_topic_and_resubscribing_resumes_in_order() {
         stored.replay_id, got[3].replay_id,
         "the new subscription's markers count"
     );
+    // With the event's creation time (its commitTimestamp): the marker's age.
+    let commit_ms = got[3].payload["ChangeEventHeader"]["commitTimestamp"]
+        .as_i64()
+        .expect("commitTimestamp");
+    assert_eq!(
+        got[3].created.map(|c| c.timestamp_millis()),
+        Some(commit_ms)
+    );
+    assert_eq!(stored.created, got[3].created);
     client.close().await;
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+use chrono::{DateTime, Utc};
 use futures::Stream;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
@@ -60,6 +61,11 @@ pub struct PubSubMessage {
     pub payload: Value,
     /// The replay id, as Salesforce sent it.
     pub replay_id: Vec<u8>,
+    /// When the event was created: a change event's
+    /// `ChangeEventHeader.commitTimestamp`, else a platform event's
+    /// `CreatedDate` (both epoch milliseconds). Stored with its marker, so
+    /// the marker's age against retention is known.
+    pub created: Option<DateTime<Utc>>,
     pub(crate) key: Arc<str>,
     pub(crate) seq: u64,
     pub(crate) ack_to: Option<AckTo>,
@@ -105,7 +111,7 @@ impl PubSubMessage {
                 let _ = commits.send(Commit::Mark {
                     topic: self.key.clone(),
                     seq: self.seq,
-                    marker: Some(OpaqueMarker::new(self.replay_id.clone(), None)),
+                    marker: Some(OpaqueMarker::new(self.replay_id.clone(), self.created)),
                 });
             }
             Some(AckTo::Managed(commits)) => {
@@ -114,6 +120,16 @@ impl PubSubMessage {
             None => {}
         }
     }
+}
+
+/// When a decoded event was created (see [`PubSubMessage::created`]).
+pub(crate) fn created_of(payload: &Value) -> Option<DateTime<Utc>> {
+    payload
+        .get("ChangeEventHeader")
+        .and_then(|h| h.get("commitTimestamp"))
+        .or_else(|| payload.get("CreatedDate"))
+        .and_then(Value::as_i64)
+        .and_then(DateTime::from_timestamp_millis)
 }
 
 /// The events of every subscription of a client, in order per topic. A

@@ -401,6 +401,7 @@ impl Subscription {
                 topic: self.topic.to_string(),
                 schema_id: decoded.schema_id,
                 event_id: decoded.event_id,
+                created: super::message::created_of(&decoded.payload),
                 payload: decoded.payload,
                 replay_id: replay_id.clone(),
                 key: self.topic.clone(),
