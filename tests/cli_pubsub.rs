@@ -344,6 +344,10 @@ async fn pubsub_errors_exit_non_zero_with_one_clear_line() {
         &["--pubsub", "--replay", "not-base64!", CONTACTS],
     ))
     .await;
+    assert_eq!(output.status.code(), Some(2), "a usage error");
+    assert!(stderr(&output).contains("base64"), "{}", stderr(&output));
+    // A CometD replay id is no Pub/Sub one.
+    let output = run(listen(&emulator, &["--pubsub", "--replay", "12", CONTACTS])).await;
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("base64"), "{}", stderr(&output));
     // An option of --pubsub without it.

@@ -62,7 +62,8 @@ pub struct ListenArgs {
         long,
         env = "SALESFORCE_REPLAY",
         value_name = "NEW|ALL|ID",
-        default_value = "NEW"
+        default_value = "NEW",
+        value_parser = super::pubsub::replay_arg
     )]
     replay: String,
     /// On an expired replay id, resubscribe with this (default: exit non-zero).

@@ -56,6 +56,19 @@ pub enum PubSubStart {
     After(Vec<u8>),
 }
 
+/// Checks `--replay` when the options are read (a usage error): NEW, ALL,
+/// a CometD replay id, or a Pub/Sub one (base64); each transport reads
+/// its own forms later.
+pub fn replay_arg(text: &str) -> Result<String, String> {
+    if text.parse::<ReplayFrom>().is_ok() || parse_start(text).is_ok() {
+        Ok(text.to_string())
+    } else {
+        Err(format!(
+            "`{text}` is not NEW, ALL or a replay id (a number; with --pubsub, base64)"
+        ))
+    }
+}
+
 /// Reads `--replay` for Pub/Sub: NEW, ALL, or a base64 replay id (as
 /// `listen --pubsub` prints them).
 pub fn parse_start(text: &str) -> anyhow::Result<PubSubStart> {

@@ -71,6 +71,7 @@ pub mod replay;
 pub mod rest;
 mod secret;
 pub mod streaming;
+mod transport;
 
 pub use auth::{AuthError, Authenticator, Credentials, LoginUrl, Session};
 pub use defaults::{DEFAULT_API_VERSION, DEFAULT_CONNECTION_TIMEOUT, DEFAULT_MAX_PENDING};
@@ -80,3 +81,4 @@ pub use streaming::{
     Delivery, FlushError, StreamEvent, StreamMessage, StreamMessages, StreamingClient,
     StreamingClientBuilder, StreamingError,
 };
+pub use transport::{ParseTransportError, Transport};

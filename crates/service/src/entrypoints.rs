@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+use sfstream_salesforce::Transport;
 use sfstream_salesforce::rest::{
     NotifyForFields, NotifyForOperations, PushTopicSpec, SobjectTopic,
 };
@@ -72,6 +73,16 @@ impl Entrypoint {
             Entrypoint::Sobject(s) => format!("/topic/{}", s.topic.topic_name()),
             Entrypoint::ChangeEvents(c) => c.channel(),
             Entrypoint::PlatformEvent(p) => format!("/event/{}", p.name),
+        }
+    }
+
+    /// The transport this entrypoint asks for, if it chose one (else the
+    /// config's `TRANSPORT` applies to change and platform events).
+    pub fn transport(&self) -> Option<Transport> {
+        match self {
+            Entrypoint::ChangeEvents(c) => c.transport,
+            Entrypoint::PlatformEvent(p) => p.transport,
+            _ => None,
         }
     }
 
@@ -342,6 +353,7 @@ impl HandleSobjectNotification {
 pub fn change_events(sobject_type: impl Into<String>) -> ChangeEvents {
     ChangeEvents {
         sobject_type: Some(sobject_type.into()),
+        transport: None,
     }
 }
 
@@ -349,7 +361,10 @@ pub fn change_events(sobject_type: impl Into<String>) -> ChangeEvents {
 /// handler's [`SobjectType`](crate::SobjectType) is each event's
 /// `entityName`.
 pub fn change_events_all() -> ChangeEvents {
-    ChangeEvents { sobject_type: None }
+    ChangeEvents {
+        sobject_type: None,
+        transport: None,
+    }
 }
 
 /// Built by [`change_events`] and [`change_events_all`].
@@ -357,9 +372,25 @@ pub fn change_events_all() -> ChangeEvents {
 pub struct ChangeEvents {
     /// The object, or `None` for every one.
     pub sobject_type: Option<String>,
+    /// The transport, when this entrypoint chooses its own.
+    pub transport: Option<Transport>,
 }
 
 impl ChangeEvents {
+    /// Streams these events over `transport` whatever the config's
+    /// `TRANSPORT` says.
+    ///
+    /// ```
+    /// use sfstream_service::{change_events, Entrypoint};
+    /// use sfstream_salesforce::Transport;
+    /// let accounts: Entrypoint = change_events("Account").transport(Transport::PubSub).into();
+    /// assert_eq!(accounts.transport(), Some(Transport::PubSub));
+    /// ```
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
+
     fn channel(&self) -> String {
         match &self.sobject_type {
             None => "/data/ChangeEvents".into(),
@@ -379,7 +410,10 @@ impl ChangeEvents {
 /// let orders = platform_event("Order__e");
 /// ```
 pub fn platform_event(name: impl Into<String>) -> PlatformEvent {
-    PlatformEvent { name: name.into() }
+    PlatformEvent {
+        name: name.into(),
+        transport: None,
+    }
 }
 
 /// Built by [`platform_event`].
@@ -387,6 +421,17 @@ pub fn platform_event(name: impl Into<String>) -> PlatformEvent {
 pub struct PlatformEvent {
     /// The event's API name.
     pub name: String,
+    /// The transport, when this entrypoint chooses its own.
+    pub transport: Option<Transport>,
+}
+
+impl PlatformEvent {
+    /// Streams these events over `transport` whatever the config's
+    /// `TRANSPORT` says.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = Some(transport);
+        self
+    }
 }
 
 macro_rules! into_entrypoint {

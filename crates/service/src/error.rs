@@ -1,7 +1,8 @@
 //! The errors of a service.
 
+use sfstream_salesforce::pubsub::PubSubError;
 use sfstream_salesforce::replay::StoreError;
-use sfstream_salesforce::{AuthError, RestError, StreamingError};
+use sfstream_salesforce::{AuthError, RestError, StreamingError, Transport};
 
 use crate::config::ConfigError;
 
@@ -57,6 +58,22 @@ pub enum ServiceError {
         /// Its subscription, filter included.
         second_subscription: String,
     },
+    /// Two entrypoints of one channel ask for different transports.
+    #[error(
+        "{first} streams {channel} over {first_transport} and {second} over {second_transport}: a channel has one subscription; give both entrypoints the same transport"
+    )]
+    ConflictingTransports {
+        /// The channel.
+        channel: String,
+        /// One entrypoint.
+        first: String,
+        /// Its transport.
+        first_transport: Transport,
+        /// The other.
+        second: String,
+        /// Its transport.
+        second_transport: Transport,
+    },
     /// The replay store could not be opened.
     #[error("opening the replay store failed: {0}")]
     ReplayStore(#[source] StoreError),
@@ -71,6 +88,18 @@ pub enum ServiceError {
         /// Why.
         #[source]
         source: StreamingError,
+    },
+    /// Connecting the Pub/Sub API client failed.
+    #[error("connecting to the Pub/Sub API failed: {0}")]
+    PubSub(#[source] Box<PubSubError>),
+    /// Subscribing to a Pub/Sub topic failed.
+    #[error("subscribing to {channel} (Pub/Sub) failed: {source}")]
+    PubSubSubscribe {
+        /// The topic.
+        channel: String,
+        /// Why.
+        #[source]
+        source: Box<PubSubError>,
     },
     /// The streaming session ended for good.
     #[error("the streaming session ended: {0}")]

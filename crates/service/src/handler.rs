@@ -47,11 +47,11 @@ use serde::de::DeserializeOwned;
 use serde_json::Map;
 use serde_json::value::RawValue;
 use sfstream_nameko::WorkerContext;
-use sfstream_salesforce::StreamMessage;
 use sfstream_salesforce::rest::SalesforceClient;
 use sfstream_salesforce::streaming::payload::{ChangeEvent, PlatformEvent, PushTopicEvent};
 
 use crate::entrypoints::Binding;
+use crate::received::Received;
 use crate::runtime::ServiceContext;
 use crate::worker::worker_context;
 
@@ -59,7 +59,7 @@ use crate::worker::worker_context;
 /// delivered through, and the service.
 #[derive(Debug)]
 pub struct EventContext {
-    pub(crate) message: Arc<StreamMessage>,
+    pub(crate) message: Arc<Received>,
     pub(crate) binding: Arc<Binding>,
     pub(crate) service: ServiceContext,
     /// The handler's method name, for its Nameko call id.
@@ -71,17 +71,24 @@ pub struct EventContext {
 impl EventContext {
     /// The channel the event arrived on.
     pub fn channel(&self) -> &str {
-        &self.message.channel
+        self.message.channel()
     }
 
     /// The event's data, as received.
     pub fn data(&self) -> &RawValue {
-        &self.message.data
+        self.message.data()
     }
 
-    /// The replay id, when the event has one.
+    /// The replay id of a CometD event (Pub/Sub replay ids are opaque:
+    /// see [`replay`](Self::replay)).
     pub fn replay_id(&self) -> Option<i64> {
         self.message.replay_id()
+    }
+
+    /// The replay id as text, whatever the transport: the number on
+    /// CometD, the base64 of the bytes on the Pub/Sub API.
+    pub fn replay(&self) -> Option<String> {
+        self.message.replay_text()
     }
 
     /// The entrypoint the event was delivered through.
@@ -273,13 +280,25 @@ typed_payload!(
     Platform(PlatformEvent)
 );
 
-/// The event's replay id (`None` for events without one).
+/// The event's CometD replay id (`None` for events without one, and for
+/// Pub/Sub events, whose replay ids are opaque: see [`Replay`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReplayId(pub Option<i64>);
 
 impl FromEvent for ReplayId {
     fn from_event(event: &Arc<EventContext>) -> Result<Self, ExtractError> {
         Ok(ReplayId(event.replay_id()))
+    }
+}
+
+/// The event's replay id as text on either transport: the number on
+/// CometD, the base64 of the bytes on the Pub/Sub API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay(pub Option<String>);
+
+impl FromEvent for Replay {
+    fn from_event(event: &Arc<EventContext>) -> Result<Self, ExtractError> {
+        Ok(Replay(event.replay()))
     }
 }
 

@@ -116,6 +116,7 @@ mod error;
 pub mod handler;
 pub mod metrics;
 pub mod nameko;
+mod received;
 pub mod runtime;
 mod service;
 pub mod shutdown;
@@ -130,7 +131,7 @@ pub use entrypoints::{
 pub use error::ServiceError;
 pub use handler::{
     Change, Channel, Dep, Event, EventContext, ExtractError, FromEvent, Handler, HandlerError,
-    IntoHandlerResult, Json, Name, Notification, Platform, PushTopic, RecordType, ReplayId,
+    IntoHandlerResult, Json, Name, Notification, Platform, PushTopic, RecordType, Replay, ReplayId,
     Salesforce, SobjectType,
 };
 pub use runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};

@@ -330,6 +330,7 @@ impl PubSubClient {
             kind,
             Start::Preset(ReplayPreset::Latest),
         )
+        .await
     }
 
     /// Ends the subscription of `topic` (or of the managed subscription
@@ -355,7 +356,7 @@ impl PubSubClient {
         let kind = Kind::Topic {
             fallback: self.inner.fallback,
         };
-        self.spawn(topic, topic, kind, start)
+        self.spawn(topic, topic, kind, start).await
     }
 
     fn check_free(&self, key: &str) -> Result<(), PubSubError> {
@@ -370,8 +371,32 @@ impl PubSubClient {
     }
 
     /// Starts the subscription task of `key` (a topic, or
-    /// `managed:<name>`), refusing a second one.
-    fn spawn(&self, key: &str, topic: &str, kind: Kind, start: Start) -> Result<(), PubSubError> {
+    /// `managed:<name>`), refusing a second one, and waits (at most the
+    /// RPC timeout) until its stream is open: from then on a LATEST
+    /// subscription gets every new event, as a CometD subscribe's answer
+    /// promises. A stream that cannot open yet is retried in the
+    /// background and reported through the events and the message stream.
+    async fn spawn(
+        &self,
+        key: &str,
+        topic: &str,
+        kind: Kind,
+        start: Start,
+    ) -> Result<(), PubSubError> {
+        let (first_open, opened) = tokio::sync::oneshot::channel();
+        self.spawn_task(key, topic, kind, start, first_open)?;
+        let _ = tokio::time::timeout(self.inner.connection.rpc_timeout, opened).await;
+        Ok(())
+    }
+
+    fn spawn_task(
+        &self,
+        key: &str,
+        topic: &str,
+        kind: Kind,
+        start: Start,
+        first_open: tokio::sync::oneshot::Sender<()>,
+    ) -> Result<(), PubSubError> {
         let inner = &self.inner;
         let out = inner.out.lock().clone().ok_or(PubSubError::Closed)?;
         let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -403,6 +428,7 @@ impl PubSubClient {
             idle_timeout: inner.idle_timeout,
             subscribe_timeout: inner.connection.rpc_timeout,
             shutdown,
+            first_open: Some(first_open),
         };
         let topics = inner.topics.clone();
         let key = key.to_string();

@@ -34,4 +34,5 @@ pub use error::PubSubError;
 pub use event::PubSubEvent;
 pub use message::{PubSubMessage, PubSubMessages};
 pub use publish::{Published, Publisher};
+pub use sfstream_pubsub::DEFAULT_URL;
 pub use sfstream_pubsub::proto::TopicInfo;

@@ -52,6 +52,9 @@ pub(crate) struct Subscription {
     pub(crate) idle_timeout: Duration,
     pub(crate) subscribe_timeout: Duration,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Told when the first stream is open (the server has taken the
+    /// first FetchRequest, so a LATEST subscription's position is set).
+    pub(crate) first_open: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The common part of FetchResponse and ManagedFetchResponse.
@@ -303,6 +306,9 @@ impl Subscription {
             Err(ended) => return (ended, None, false),
         };
         *opened = true;
+        if let Some(first_open) = self.first_open.take() {
+            let _ = first_open.send(());
+        }
         self.connection.emit.send(PubSubEvent::Subscribed {
             topic: self.topic.to_string(),
             replay: match start {

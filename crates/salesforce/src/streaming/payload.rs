@@ -34,12 +34,32 @@ pub struct GenericEvent {
     pub payload: String,
 }
 
+/// A replay id as an event carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum ReplayId {
+    /// On CometD: a number.
+    Number(i64),
+    /// On the Pub/Sub API: the base64 text of opaque bytes.
+    Opaque(String),
+}
+
+impl ReplayId {
+    /// The number of a CometD replay id.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ReplayId::Number(n) => Some(*n),
+            ReplayId::Opaque(_) => None,
+        }
+    }
+}
+
 /// `event` of a platform event or change event.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ReplayInfo {
-    /// The replay id.
+    /// The replay id: a number on CometD, base64 on the Pub/Sub API.
     #[serde(rename = "replayId")]
-    pub replay_id: i64,
+    pub replay_id: ReplayId,
     /// The event's UUID (platform events).
     #[serde(rename = "EventUuid", default)]
     pub event_uuid: Option<String>,
@@ -134,12 +154,22 @@ mod tests {
             r#"{"schema":"dffQ2","payload":{"CreatedDate":"2024-01-01T00:00:00Z","Printer_Model__c":"XZO-5"},"event":{"EventUuid":"2ec0","replayId":2112}}"#,
         )
         .expect("platform");
-        assert_eq!(platform.event.replay_id, 2112);
+        assert_eq!(platform.event.replay_id.as_i64(), Some(2112));
         let change: ChangeEvent = serde_json::from_str(
             r#"{"schema":"x","payload":{"ChangeEventHeader":{"entityName":"Account","recordIds":["001"],"changeType":"CREATE","commitTimestamp":1712694387000,"changedFields":[]},"Name":"Acme"},"event":{"replayId":37904280}}"#,
         )
         .expect("cdc");
         assert_eq!(change.payload.header.entity_name, "Account");
         assert_eq!(change.payload.fields["Name"], "Acme");
+        // The Pub/Sub API's line: the same shape, an opaque replay id.
+        let change: ChangeEvent = serde_json::from_str(
+            r#"{"schema":"x","payload":{"ChangeEventHeader":{"entityName":"Account","recordIds":["001"],"changeType":"CREATE","commitTimestamp":1712694387000,"changedFields":[]}},"event":{"replayId":"AAAAAAAAAAEAAA=="}}"#,
+        )
+        .expect("cdc over pubsub");
+        assert_eq!(
+            change.event.replay_id,
+            ReplayId::Opaque("AAAAAAAAAAEAAA==".into())
+        );
+        assert_eq!(change.event.replay_id.as_i64(), None);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_yaml_ng::Value;
 use sfstream_salesforce::auth::{Credentials, LoginParts, parse_api_version};
 use sfstream_salesforce::replay::ReplayFrom;
-use sfstream_salesforce::{LoginUrl, Secret};
+use sfstream_salesforce::{LoginUrl, Secret, Transport};
 
 use super::schema::{Raw, RawSalesforce, Text};
 use super::{
@@ -225,6 +225,15 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
         &key("MAX_IN_FLIGHT"),
         DEFAULT_MAX_IN_FLIGHT,
     )?;
+    let transport = match nonempty(&raw.transport) {
+        Some(text) => text
+            .parse::<Transport>()
+            .map_err(|e| ConfigError::invalid(key("TRANSPORT"), e.to_string()))?,
+        None => Transport::CometD,
+    };
+    let pubsub_url = nonempty(&raw.pubsub_url)
+        .unwrap_or(sfstream_salesforce::pubsub::DEFAULT_URL)
+        .to_string();
     Ok(SalesforceConfig {
         credentials,
         login_url,
@@ -234,6 +243,8 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
         replay_fallback,
         max_pending,
         max_in_flight,
+        transport,
+        pubsub_url,
     })
 }
 

@@ -77,7 +77,7 @@ use std::time::Duration;
 use serde_yaml_ng::Value;
 pub use sfstream_salesforce::DEFAULT_MAX_PENDING;
 use sfstream_salesforce::replay::{ReplayFrom, redact_url};
-use sfstream_salesforce::{Credentials, LoginUrl};
+use sfstream_salesforce::{Credentials, LoginUrl, Transport};
 
 /// `API_VERSION` when none is configured: `37.0`, the Python Nameko
 /// Salesforce extension's default, so that a config written for it logs
@@ -195,7 +195,7 @@ impl fmt::Debug for ReplayStoreConfig {
 /// The `SALESFORCE:` section: login, API version and replay markers.
 ///
 /// ```
-/// use sfstream_salesforce::{Credentials, LoginUrl};
+/// use sfstream_salesforce::{Credentials, LoginUrl, Transport};
 /// use sfstream_service::config::SalesforceConfig;
 ///
 /// let config = SalesforceConfig::new(Credentials::soap("rocky@example.com", "pw", None), LoginUrl::sandbox());
@@ -223,6 +223,12 @@ pub struct SalesforceConfig {
     /// has this many, the taking of events pauses until its watermark
     /// moves.
     pub max_in_flight: usize,
+    /// `TRANSPORT`: the API of Change Data Capture and platform event
+    /// entrypoints (PushTopics and generic channels are CometD only); an
+    /// entrypoint may choose its own.
+    pub transport: Transport,
+    /// `PUBSUB_URL`: the Pub/Sub API endpoint.
+    pub pubsub_url: String,
 }
 
 impl SalesforceConfig {
@@ -237,6 +243,8 @@ impl SalesforceConfig {
             replay_fallback: None,
             max_pending: DEFAULT_MAX_PENDING,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            transport: Transport::CometD,
+            pubsub_url: sfstream_salesforce::pubsub::DEFAULT_URL.to_string(),
         }
     }
 }

@@ -58,6 +58,8 @@ pub(super) struct RawSalesforce {
     pub replay_fallback: Option<Text>,
     pub max_pending: Option<usize>,
     pub max_in_flight: Option<usize>,
+    pub transport: Option<Text>,
+    pub pubsub_url: Option<Text>,
 }
 
 /// The document read against the schema.

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::BoxStream;
 use parking_lot::Mutex;
 use sfstream_bayeux::Backoff;
-use sfstream_salesforce::{StreamMessage, StreamingClient, StreamingError};
+
+use super::sources::{Clients, SourceError};
+use crate::received::Received;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -38,7 +41,7 @@ enum Outcome {
 
 /// An event taken and not yet below its channel's watermark.
 struct InFlight {
-    message: Arc<StreamMessage>,
+    message: Arc<Received>,
     /// Its place in the window, given back when it passes the watermark.
     _room: OwnedSemaphorePermit,
 }
@@ -84,8 +87,8 @@ impl Dispatcher {
 
     pub(super) async fn run(
         self,
-        streaming: StreamingClient,
-        mut messages: sfstream_salesforce::StreamMessages,
+        clients: Clients,
+        mut messages: BoxStream<'static, Result<Received, SourceError>>,
         shutdown: ShutdownSignal,
     ) -> Result<(), ServiceError> {
         let workers = Arc::new(Semaphore::new(self.config.max_workers.max(1)));
@@ -115,7 +118,7 @@ impl Dispatcher {
                 Some(Ok(message)) => {
                     let key = self
                         .subscriptions
-                        .of(&message.subscription, &message.channel)
+                        .of(message.subscription(), message.channel())
                         .to_string();
                     // A full window pauses the taking of events (of every
                     // channel: they share one stream); the streaming client
@@ -126,9 +129,19 @@ impl Dispatcher {
                     self.dispatch(key, message, permit, room, &mut tasks, &fatal);
                 }
                 Some(Err(error)) => {
-                    if is_subscription_failure(&error) {
-                        // Reported, with the channel's state, through the
-                        // SubscriptionFailed event.
+                    if let Some(channel) = error.failed_channel() {
+                        // CometD reports it, with the channel's state,
+                        // through the SubscriptionFailed event; Pub/Sub
+                        // names the topic here.
+                        if let Some(channel) = channel {
+                            self.context.metrics().set_channel_state(
+                                channel,
+                                crate::metrics::ChannelState::Failed {
+                                    error: error.to_string(),
+                                },
+                            );
+                            tracing::warn!(%channel, %error, "subscription given up: no more events on this channel until a restart; the other channels keep running and /health reports 503");
+                        }
                         tracing::debug!(%error, "subscription failed");
                     } else {
                         tracing::error!(%error, "streaming error");
@@ -165,8 +178,8 @@ impl Dispatcher {
             while tasks.join_next().await.is_some() {}
         }
         // Commit what passed the watermark, then disconnect.
-        streaming.flush().await;
-        streaming.close().await;
+        clients.flush().await;
+        clients.close().await;
         self.context.metrics().set_connected(false);
         drop(messages);
         let fatal = fatal.lock().take();
@@ -197,7 +210,7 @@ impl Dispatcher {
                 let oldest = window
                     .watermark
                     .oldest_pending()
-                    .and_then(|e| e.message.replay_id());
+                    .and_then(|e| e.message.replay_text());
                 tracing::warn!(
                     channel = %key, max_in_flight = self.max_in_flight, oldest_replay_id = ?oldest,
                     "MAX_IN_FLIGHT events waiting behind an unfinished one: taking no more events until it finishes or HANDLER_TIMEOUT ends it"
@@ -215,7 +228,7 @@ impl Dispatcher {
     fn dispatch(
         &self,
         key: String,
-        message: StreamMessage,
+        message: Received,
         permit: OwnedSemaphorePermit,
         room: OwnedSemaphorePermit,
         tasks: &mut JoinSet<()>,
@@ -241,7 +254,7 @@ impl Dispatcher {
             ticket
         };
         if handlers.is_empty() {
-            tracing::warn!(channel = %key, replay_id = ?message.replay_id(), "no handler for this channel; skipping the event");
+            tracing::warn!(channel = %key, replay_id = ?message.replay_text(), "no handler for this channel; skipping the event");
         }
         let windows = self.windows.clone();
         let context = self.context.clone();
@@ -306,16 +319,6 @@ fn complete(
     if let Some(event) = committed {
         event.message.ack();
     }
-}
-
-/// Whether a stream error is a subscription given up (which the
-/// `SubscriptionFailed` event reports).
-fn is_subscription_failure(error: &StreamingError) -> bool {
-    matches!(
-        error,
-        StreamingError::ReplayIdExpired { .. }
-            | StreamingError::Bayeux(sfstream_bayeux::Error::SubscriptionFailed { .. })
-    )
 }
 
 /// Calls a handler, retrying with exponential backoff; applies the

@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use sfstream_bayeux::ClientEvent;
+use sfstream_salesforce::pubsub::{PubSubClient, PubSubEvent};
 use sfstream_salesforce::replay::{MemoryStore, RedisStore, ReplayStore, channel_key, open_store};
 use sfstream_salesforce::rest::SalesforceClient;
-use sfstream_salesforce::{Authenticator, Delivery, StreamEvent, StreamingClient};
+use sfstream_salesforce::{Authenticator, Delivery, StreamEvent, StreamingClient, Transport};
 
 use crate::config::{ReplayStoreConfig, SalesforceConfig};
 use crate::entrypoints::{Binding, Entrypoint};
@@ -26,8 +27,10 @@ use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceCon
 use crate::shutdown::ShutdownSignal;
 
 mod dispatch;
+mod sources;
 
 use dispatch::Dispatcher;
+use sources::Clients;
 
 /// A handler bound to one entrypoint, as registered.
 struct Route {
@@ -165,33 +168,82 @@ async fn start(
         None => replay_store(&section).await?,
     };
 
-    // 3. Connect, with commit-on-acknowledge, sharing the REST session.
-    let metrics = context.metrics().clone();
-    let events_metrics = metrics.clone();
-    let session = Arc::new(Session::default());
-    let events_session = session.clone();
-    let (streaming, messages) = StreamingClient::builder(client.authenticator().clone())
-        .replay_store(store)
-        .default_replay(section.default_replay)
-        .replay_fallback(section.replay_fallback)
-        .delivery(Delivery::Acknowledged)
-        .max_pending(section.max_pending)
-        .on_event(move |event| on_stream_event(event, &events_metrics, &events_session))
-        .connect()
-        .await
-        .map_err(ServiceError::Streaming)?;
+    // 3. Which transport carries each subscription: PushTopics and generic
+    // channels CometD; change and platform events the entrypoint's choice,
+    // else the config's TRANSPORT.
+    let transports = transports(&subscriptions, section.transport)?;
+    let (pubsub_channels, cometd_channels): (Vec<String>, Vec<String>) = subscriptions
+        .order
+        .iter()
+        .cloned()
+        .partition(|channel| transports.get(channel) == Some(&Transport::PubSub));
 
-    // 4. Subscribe every channel once.
-    for channel in &subscriptions.order {
-        if let Err(source) = streaming.subscribe(channel).await {
-            streaming.close().await;
-            return Err(ServiceError::Subscribe {
-                channel: channel.clone(),
-                source,
-            });
+    // 4. Connect, with commit-on-acknowledge, sharing the REST session;
+    // subscribe every channel once.
+    let metrics = context.metrics().clone();
+    let session = Arc::new(Session::default());
+    let mut clients = Clients::default();
+    let mut cometd_messages = None;
+    if !cometd_channels.is_empty() {
+        let events_metrics = metrics.clone();
+        let events_session = session.clone();
+        let (streaming, messages) = StreamingClient::builder(client.authenticator().clone())
+            .replay_store(store.clone())
+            .default_replay(section.default_replay)
+            .replay_fallback(section.replay_fallback)
+            .delivery(Delivery::Acknowledged)
+            .max_pending(section.max_pending)
+            .on_event(move |event| on_stream_event(event, &events_metrics, &events_session))
+            .connect()
+            .await
+            .map_err(ServiceError::Streaming)?;
+        clients.cometd = Some(streaming.clone());
+        cometd_messages = Some(messages);
+        for channel in &cometd_channels {
+            if let Err(source) = streaming.subscribe(channel).await {
+                clients.close().await;
+                return Err(ServiceError::Subscribe {
+                    channel: channel.clone(),
+                    source,
+                });
+            }
+            metrics.set_channel_state(channel, ChannelState::Subscribed);
+            tracing::info!(%channel, "subscribed");
         }
-        metrics.set_channel_state(channel, ChannelState::Subscribed);
-        tracing::info!(%channel, "subscribed");
+    }
+    let mut pubsub_messages = None;
+    if !pubsub_channels.is_empty() {
+        let events_metrics = metrics.clone();
+        let connected = PubSubClient::builder(client.authenticator().clone())
+            .url(&section.pubsub_url)
+            .replay_store(store.clone())
+            .default_replay(section.default_replay)
+            .replay_fallback(section.replay_fallback)
+            .delivery(Delivery::Acknowledged)
+            .max_pending(section.max_pending)
+            .on_event(move |event| on_pubsub_event(event, &events_metrics))
+            .connect()
+            .await;
+        let (pubsub, messages) = match connected {
+            Ok(connected) => connected,
+            Err(error) => {
+                clients.close().await;
+                return Err(ServiceError::PubSub(Box::new(error)));
+            }
+        };
+        clients.pubsub = Some(pubsub.clone());
+        pubsub_messages = Some(messages);
+        for channel in &pubsub_channels {
+            if let Err(source) = pubsub.subscribe(channel).await {
+                clients.close().await;
+                return Err(ServiceError::PubSubSubscribe {
+                    channel: channel.clone(),
+                    source: Box::new(source),
+                });
+            }
+            metrics.set_channel_state(channel, ChannelState::Subscribed);
+            tracing::info!(%channel, "subscribed (Pub/Sub)");
+        }
     }
     metrics.set_connected(true);
     session
@@ -199,7 +251,8 @@ async fn start(
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
     let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
-    Ok(Box::pin(dispatcher.run(streaming, messages, shutdown)))
+    let messages = sources::merge(cometd_messages, pubsub_messages);
+    Ok(Box::pin(dispatcher.run(clients, messages, shutdown)))
 }
 
 /// What the session's event handler remembers.
@@ -265,6 +318,64 @@ fn on_stream_event(event: &StreamEvent, metrics: &ServiceMetrics, session: &Sess
         }
         _ => {}
     }
+}
+
+/// Keeps the channel states in step with the Pub/Sub client (which logs
+/// the events).
+fn on_pubsub_event(event: &PubSubEvent, metrics: &ServiceMetrics) {
+    match event {
+        PubSubEvent::Subscribed { topic, .. } => {
+            metrics.set_channel_state(topic, ChannelState::Subscribed);
+        }
+        PubSubEvent::Reconnecting {
+            topic,
+            reason,
+            attempt,
+            ..
+        } => {
+            metrics.set_channel_state(
+                topic,
+                ChannelState::Retrying {
+                    error: reason.clone(),
+                    attempt: *attempt,
+                },
+            );
+            metrics.reconnected();
+        }
+        _ => {}
+    }
+}
+
+/// The transport of each subscription; two entrypoints of one channel
+/// that ask for different ones are refused.
+fn transports(
+    subscriptions: &Subscriptions,
+    preferred: Transport,
+) -> Result<HashMap<String, Transport>, ServiceError> {
+    let mut chosen: HashMap<String, (Transport, String)> = HashMap::new();
+    for channel in &subscriptions.order {
+        for handler in subscriptions.handlers(channel) {
+            let entrypoint = &handler.binding.entrypoint;
+            let transport =
+                Transport::for_channel(entrypoint.transport().unwrap_or(preferred), channel);
+            match chosen.get(channel) {
+                Some((first, first_entrypoint)) if *first != transport => {
+                    return Err(ServiceError::ConflictingTransports {
+                        channel: channel.clone(),
+                        first: first_entrypoint.clone(),
+                        first_transport: *first,
+                        second: entrypoint.to_string(),
+                        second_transport: transport,
+                    });
+                }
+                Some(_) => {}
+                None => {
+                    chosen.insert(channel.clone(), (transport, entrypoint.to_string()));
+                }
+            }
+        }
+    }
+    Ok(chosen.into_iter().map(|(c, (t, _))| (c, t)).collect())
 }
 
 /// Refuses entrypoints that give one topic different filters (Salesforce

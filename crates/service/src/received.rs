@@ -1,0 +1,82 @@
+//! [`Received`]: an event from either transport, as the dispatcher and the
+//! handlers see it. Handlers read the same `data` shape from both: CometD's
+//! `{"schema", "payload", "event": {"replayId": N}}` of change and platform
+//! events, and the Pub/Sub API's `{"schema", "payload", "event":
+//! {"replayId": "<base64>"}}`.
+
+use serde_json::value::RawValue;
+use sfstream_salesforce::StreamMessage;
+use sfstream_salesforce::pubsub::PubSubMessage;
+
+/// One event taken from a streaming client.
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// From the CometD client.
+    CometD(StreamMessage),
+    /// From the Pub/Sub client, with its line data.
+    PubSub {
+        message: PubSubMessage,
+        data: Box<RawValue>,
+    },
+}
+
+impl Received {
+    /// A Pub/Sub event, with its data as handlers read it.
+    pub(crate) fn pubsub(message: PubSubMessage) -> serde_json::Result<Self> {
+        let data = RawValue::from_string(message.line_data().to_string())?;
+        Ok(Received::PubSub { message, data })
+    }
+
+    /// The channel (topic) it arrived on.
+    pub(crate) fn channel(&self) -> &str {
+        match self {
+            Received::CometD(message) => &message.channel,
+            Received::PubSub { message, .. } => &message.topic,
+        }
+    }
+
+    /// The subscription it belongs to (a topic's filter included, on CometD).
+    pub(crate) fn subscription(&self) -> &str {
+        match self {
+            Received::CometD(message) => &message.subscription,
+            Received::PubSub { message, .. } => &message.topic,
+        }
+    }
+
+    /// Its data.
+    pub(crate) fn data(&self) -> &RawValue {
+        match self {
+            Received::CometD(message) => &message.data,
+            Received::PubSub { data, .. } => data,
+        }
+    }
+
+    /// Its data as a typed payload.
+    pub(crate) fn data_as<'a, T: serde::Deserialize<'a>>(&'a self) -> serde_json::Result<T> {
+        serde_json::from_str(self.data().get())
+    }
+
+    /// A CometD replay id.
+    pub(crate) fn replay_id(&self) -> Option<i64> {
+        match self {
+            Received::CometD(message) => message.replay_id(),
+            Received::PubSub { .. } => None,
+        }
+    }
+
+    /// The replay id as text: the number on CometD, base64 on Pub/Sub.
+    pub(crate) fn replay_text(&self) -> Option<String> {
+        match self {
+            Received::CometD(message) => message.replay_id().map(|id| id.to_string()),
+            Received::PubSub { message, .. } => Some(message.replay_id_text()),
+        }
+    }
+
+    /// Commits its marker (acknowledged delivery).
+    pub(crate) fn ack(&self) {
+        match self {
+            Received::CometD(message) => message.ack(),
+            Received::PubSub { message, .. } => message.ack(),
+        }
+    }
+}
