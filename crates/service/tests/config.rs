@@ -295,3 +295,24 @@ fn handler_timeout_and_max_in_flight_have_defaults_and_are_checked() {
         Some("HANDLER_TIMEOUT")
     );
 }
+
+#[test]
+fn transport_and_pubsub_url_are_read_and_checked() {
+    let base = "SALESFORCE:\n  SANDBOX: false\n  USERNAME: u\n  PASSWORD: p\n";
+    let config = Config::from_yaml_with_env(
+        &format!("{base}  TRANSPORT: pubsub\n  PUBSUB_URL: http://127.0.0.1:7443\n"),
+        |_| None,
+    )
+    .expect("config");
+    let section = config.salesforce.expect("section");
+    assert_eq!(section.transport, sfstream_salesforce::Transport::PubSub);
+    assert_eq!(section.pubsub_url, "http://127.0.0.1:7443");
+    let config = Config::from_yaml_with_env(base, |_| None).expect("config");
+    let section = config.salesforce.expect("section");
+    assert_eq!(section.transport, sfstream_salesforce::Transport::CometD);
+    assert_eq!(section.pubsub_url, "https://api.pubsub.salesforce.com:7443");
+    let error = Config::from_yaml_with_env(&format!("{base}  TRANSPORT: kafka\n"), |_| None)
+        .expect_err("refused");
+    assert_eq!(error.key(), Some("SALESFORCE.TRANSPORT"), "{error}");
+    assert!(error.to_string().contains("cometd or pubsub"), "{error}");
+}

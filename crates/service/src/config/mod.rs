@@ -37,6 +37,8 @@
 //! | `REPLAY_FALLBACK` | on an expired replay id, resubscribe from `NEW` or `ALL` | none: fail |
 //! | `MAX_PENDING` | received events buffered ahead of the handlers | [`DEFAULT_MAX_PENDING`] (1000) |
 //! | `MAX_IN_FLIGHT` | per channel, events taken and not yet committed (in flight, or done behind an unfinished earlier one); when full, the taking of events pauses | [`DEFAULT_MAX_IN_FLIGHT`] (1000) |
+//! | `TRANSPORT` | `cometd` or `pubsub`: the API of Change Data Capture and platform event entrypoints (PushTopics and generic channels are CometD only; an entrypoint may choose its own) | `cometd` |
+//! | `PUBSUB_URL` | the Pub/Sub API endpoint | `https://api.pubsub.salesforce.com:7443` |
 //!
 //! Delivery and operations keys, read at the top level or under
 //! `SALESFORCE:` (where they win): `RETRIES` ([`DEFAULT_RETRIES`], 3),
