@@ -129,6 +129,40 @@ async fn python_calls_the_rust_quickstart_and_receives_its_events() {
     running.stop().await.expect("stops gracefully");
 }
 
+/// Starts `sfstream run --config PATH` and waits until its service runs.
+async fn start_run(path: &std::path::Path) -> tokio::process::Child {
+    let mut child = Command::new(BIN)
+        .arg("run")
+        .arg("--config")
+        .arg(path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn sfstream run");
+    let stderr = child.stderr.take().expect("stderr");
+    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("sfstream run: {line}");
+            let _ = log_tx.send(line);
+        }
+    });
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = log_rx.recv().await {
+            if line.contains("service started") {
+                return;
+            }
+        }
+        panic!("sfstream run exited before starting");
+    })
+    .await
+    .expect("sfstream run starts");
+    child
+}
+
 #[tokio::test]
 async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
     let vhost = Vhost::create();
@@ -159,35 +193,7 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
         handles.push(handle);
     }
 
-    let mut child = Command::new(BIN)
-        .arg("run")
-        .arg("--config")
-        .arg(&path)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn sfstream run");
-    let stderr = child.stderr.take().expect("stderr");
-    let (log_tx, mut log_rx) = mpsc::unbounded_channel::<String>();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            eprintln!("sfstream run: {line}");
-            let _ = log_tx.send(line);
-        }
-    });
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = log_rx.recv().await {
-            if line.contains("service started") {
-                return;
-            }
-        }
-        panic!("sfstream run exited before starting");
-    })
-    .await
-    .expect("sfstream run starts");
+    let mut child = start_run(&path).await;
 
     let contact = create(&org, "Contact", json!({"LastName": "Proxied"}));
     let lead = create(&org, "Lead", json!({"LastName": "Lead", "Company": "Acme"}));
@@ -222,6 +228,70 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
             .expect("exit status");
         assert!(exit.success(), "{exit:?}");
     }
+    for handle in handles {
+        handle.shutdown(Duration::from_secs(5)).await;
+    }
+    connection.close().await;
+}
+
+/// The same proxy over the Pub/Sub API: `TRANSPORT: pubsub` in the config
+/// file, nothing else changed; a change event entry and a PushTopic entry
+/// (which stays on CometD) side by side.
+#[tokio::test]
+async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
+    let vhost = Vhost::create();
+    let org = emulator().await;
+    let service = unique("proxy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let extra = format!(
+        "SERVICE_NAME: {service}\nPROXY:\n  - change_events: Account\n  - sobject: Lead\n    exclude_current_user: false\n"
+    );
+    let config = format!(
+        "{}  TRANSPORT: pubsub\n  PUBSUB_URL: {}\n",
+        yaml(&vhost, &org, &extra),
+        org.pubsub_url()
+    );
+    std::fs::write(&path, config).expect("write config");
+
+    let connection = Connection::connect(&vhost.pyamqp_uri())
+        .await
+        .expect("RabbitMQ");
+    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Value)>();
+    let mut handles = Vec::new();
+    for event_type in ["salesforce_account_create", "salesforce_lead_created"] {
+        let tx = tx.clone();
+        let handle = EventHandler::new(unique("proxy-test"), "on_event", &service, event_type)
+            .reliable_delivery(false)
+            .start(&connection, move |_ctx, payload| {
+                let _ = tx.send((event_type.to_string(), payload));
+                async { Ok::<(), HandlerError>(()) }
+            })
+            .await
+            .expect("event handler");
+        handles.push(handle);
+    }
+    let _child = start_run(&path).await;
+
+    let account = create(&org, "Account", json!({"Name": "Proxied over gRPC"}));
+    let lead = create(&org, "Lead", json!({"LastName": "Lead", "Company": "Acme"}));
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        let item = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events proxied in time")
+            .expect("handlers running");
+        got.push(item);
+    }
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got[0].0, "salesforce_account_create");
+    // The change event's payload, decoded from Avro: header and fields.
+    let header = &got[0].1["ChangeEventHeader"];
+    assert_eq!(header["recordIds"], json!([account.record["Id"]]));
+    assert_eq!(header["entityName"], "Account");
+    assert_eq!(got[0].1["Name"], "Proxied over gRPC");
+    assert_eq!(got[1].0, "salesforce_lead_created");
+    assert_eq!(got[1].1["Id"], lead.record["Id"]);
     for handle in handles {
         handle.shutdown(Duration::from_secs(5)).await;
     }
