@@ -36,7 +36,7 @@ mod store;
 mod uri;
 
 pub use self::redis::{
-    DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, DEFAULT_OPAQUE_PREFIX, RedisStore,
+    DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, DEFAULT_OPAQUE_PREFIX, Fence, RedisStore,
 };
 pub use file::FileStore;
 pub use marker::{ParseReplayFromError, ReplayFrom, ReplayMarker, ReplayOption};

@@ -23,7 +23,10 @@ pub const DEFAULT_ID_PREFIX: &str = "salesforce:replay_id:";
 /// The key prefix of the companion creation times.
 pub const DEFAULT_CREATED_PREFIX: &str = "salesforce:replay_created:";
 
+mod fence;
 mod opaque;
+
+pub use fence::Fence;
 
 /// The key prefix of opaque (Pub/Sub API) replay markers: a namespace of
 /// sfstream's own, which the Python extension never reads, so a topic that
@@ -72,12 +75,19 @@ local function isint(s)
 end
 local ttl = tonumber(ARGV[1])
 local force = ARGV[2] == '1'
+-- Fenced (cluster mode): KEYS end with one lease key per marker, ARGV
+-- with the value each lease must hold for its marker to be written.
+local fenced = ARGV[3] == '1'
+local n = #KEYS / 2
+if fenced then n = #KEYS / 3 end
 local results = {}
-for i = 1, #KEYS / 2 do
+for i = 1, n do
   local id_key, created_key = KEYS[2 * i - 1], KEYS[2 * i]
-  local new_id, new_created = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
+  local new_id, new_created = ARGV[2 + 2 * i], ARGV[3 + 2 * i]
   local result = 1
-  if not force then
+  if fenced and redis.call('GET', KEYS[2 * n + i]) ~= ARGV[3 + 2 * n + i] then
+    result = -2
+  elseif not force then
     local cur_id = redis.call('GET', id_key)
     if cur_id then
       if not isint(cur_id) then
@@ -186,6 +196,8 @@ pub struct RedisStore {
     created_prefix: String,
     opaque_prefix: String,
     script: Script,
+    /// Cluster mode: the lease each channel's writes must hold.
+    fence: Option<Fence>,
     /// Whether the TTL's shortfall against a channel's retention was
     /// logged (once per store and its clones).
     ttl_warned: Arc<AtomicBool>,
@@ -199,6 +211,7 @@ impl std::fmt::Debug for RedisStore {
             .field("id_prefix", &self.id_prefix)
             .field("created_prefix", &self.created_prefix)
             .field("opaque_prefix", &self.opaque_prefix)
+            .field("fenced", &self.fence.is_some())
             .finish()
     }
 }
@@ -233,6 +246,7 @@ impl RedisStore {
             created_prefix: DEFAULT_CREATED_PREFIX.to_string(),
             opaque_prefix: DEFAULT_OPAQUE_PREFIX.to_string(),
             script: Script::new(ADVANCE_LUA),
+            fence: None,
             ttl_warned: Arc::new(AtomicBool::new(false)),
         };
         let _: String = ::redis::cmd("PING")
@@ -361,7 +375,10 @@ impl RedisStore {
             .ttl
             .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
             .unwrap_or(0);
-        invocation.arg(ttl_ms).arg(if force { "1" } else { "0" });
+        invocation
+            .arg(ttl_ms)
+            .arg(if force { "1" } else { "0" })
+            .arg(if self.fence.is_some() { "1" } else { "0" });
         for (channel, marker) in markers {
             invocation
                 .key(self.id_key(channel))
@@ -373,6 +390,12 @@ impl RedisStore {
                         .map(|ms| ms.to_string())
                         .unwrap_or_default(),
                 );
+        }
+        if let Some(fence) = &self.fence {
+            for (channel, _) in markers {
+                let (key, value) = fence::of(fence, channel);
+                invocation.key(key).arg(value);
+            }
         }
         let mut conn = self.conn.clone();
         let results: Vec<i64> = invocation
@@ -389,7 +412,8 @@ impl RedisStore {
                 ),
             });
         }
-        if let Some(i) = results.iter().position(|r| *r < 0) {
+        fence::log_refused(markers.iter().map(|(c, _)| *c), &results);
+        if let Some(i) = results.iter().position(|r| *r == -1) {
             return Err(StoreError::Corrupt {
                 store: self.name.clone(),
                 detail: format!(

@@ -73,6 +73,31 @@ impl RedisStore {
             return Ok(());
         }
         self.check_ttl(markers.iter().map(|(topic, _)| topic.as_str()));
+        let ttl_ms = self
+            .ttl
+            .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1))
+            .unwrap_or(0);
+        if let Some(fence) = &self.fence {
+            let script = ::redis::Script::new(super::fence::FENCED_PUT_LUA);
+            let mut invocation = script.prepare_invoke();
+            invocation.arg(ttl_ms);
+            for (topic, marker) in markers {
+                invocation
+                    .key(self.opaque_key(topic))
+                    .arg(Self::encode_opaque(marker));
+            }
+            for (topic, _) in markers {
+                let (key, value) = super::fence::of(fence, topic);
+                invocation.key(key).arg(value);
+            }
+            let mut conn = self.conn.clone();
+            let results: Vec<i64> = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.redis_err(e))?;
+            super::fence::log_refused(markers.iter().map(|(t, _)| t.as_str()), &results);
+            return Ok(());
+        }
         let mut pipe = ::redis::pipe();
         pipe.atomic();
         for (topic, marker) in markers {
@@ -80,9 +105,8 @@ impl RedisStore {
                 .cmd("SET")
                 .arg(self.opaque_key(topic))
                 .arg(Self::encode_opaque(marker));
-            if let Some(ttl) = self.ttl {
-                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
-                cmd.arg("PX").arg(ms);
+            if ttl_ms > 0 {
+                cmd.arg("PX").arg(ttl_ms);
             }
             cmd.ignore();
         }
