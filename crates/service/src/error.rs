@@ -77,6 +77,9 @@ pub enum ServiceError {
     /// The replay store could not be opened.
     #[error("opening the replay store failed: {0}")]
     ReplayStore(#[source] StoreError),
+    /// Cluster mode could not start.
+    #[error("cluster mode: {0}")]
+    Cluster(String),
     /// Connecting the streaming client failed.
     #[error("connecting to the Streaming API failed: {0}")]
     Streaming(#[source] StreamingError),

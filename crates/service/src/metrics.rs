@@ -13,6 +13,8 @@
 //! | `sfstream_watermark_lag` | gauge: events received and not yet committed (at most `MAX_IN_FLIGHT`) | `channel` |
 //! | `sfstream_channel_state` | gauge: 1 for the subscription's current state, 0 for the others | `channel`, `state` (`subscribed`, `retrying`, `failed`) |
 //! | `sfstream_reconnects_total` | counter | |
+//! | `sfstream_leading` | gauge (cluster mode): 1 while this replica leads the channel | `channel` |
+//! | `sfstream_lease_changes_total` | counter (cluster mode): leases taken (`change="lead"`) and given up (`change="step_down"`) | `channel`, `change` |
 //!
 //! Every metric carries the label `service`. `channel` is the
 //! subscription as subscribed, `?filter` included.
@@ -27,6 +29,12 @@
 //!     "/topic/LeadUpdates": {"state": "retrying", "error": "…", "attempt": 2},
 //!     "/topic/Gone": {"state": "failed", "error": "400::The channel you requested to subscribe to does not exist {/topic/Gone}"}}}
 //! ```
+//!
+//! In cluster mode (`CLUSTER:`) it also says who streams what:
+//! `"cluster": {"replica": "<this replica>", "channels": {"/topic/X":
+//! {"role": "leading"}, "/topic/Y": {"role": "standby", "holder":
+//! "<the replica leading it>"}}}`; `channels` then lists only the channels
+//! this replica streams.
 //!
 //! Healthy means the streaming session is connected and no subscription
 //! has failed for good. A subscription being retried is reported but
@@ -134,6 +142,31 @@ pub struct ServiceMetrics {
     states: Mutex<BTreeMap<String, ChannelState>>,
     reconnects: Counter,
     connected: AtomicBool,
+    /// Cluster mode: this replica and who leads each channel.
+    cluster: Mutex<Option<ClusterStatus>>,
+}
+
+/// Who streams what, in cluster mode (see [`ServiceMetrics::set_cluster`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterStatus {
+    /// This replica's id.
+    pub replica: String,
+    /// Each channel's role here.
+    pub channels: BTreeMap<String, ClusterRole>,
+}
+
+/// A channel's role on this replica.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ClusterRole {
+    /// This replica streams it.
+    Leading,
+    /// Another replica (the holder, when known) streams it.
+    Standby {
+        /// The replica holding the channel's lease.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        holder: Option<String>,
+    },
 }
 
 impl std::fmt::Debug for ServiceMetrics {
@@ -168,6 +201,7 @@ impl ServiceMetrics {
             states: Mutex::new(BTreeMap::new()),
             reconnects,
             connected: AtomicBool::new(false),
+            cluster: Mutex::new(None),
         }
     }
 
@@ -263,6 +297,49 @@ impl ServiceMetrics {
         self.connected.load(Ordering::Relaxed)
     }
 
+    /// Cluster mode: records who streams what (for `/health`), and the
+    /// `sfstream_leading` gauges.
+    pub fn set_cluster(&self, status: ClusterStatus) {
+        for (channel, role) in &status.channels {
+            let leading = matches!(role, ClusterRole::Leading);
+            self.gauge("sfstream_leading", &[("channel", channel.clone())])
+                .set(if leading { 1.0 } else { 0.0 });
+        }
+        *self.cluster.lock() = Some(status);
+    }
+
+    /// Who streams what, in cluster mode.
+    pub fn cluster(&self) -> Option<ClusterStatus> {
+        self.cluster.lock().clone()
+    }
+
+    /// Forgets a channel's subscription state (a replica that stopped
+    /// streaming it).
+    pub fn remove_channel_state(&self, channel: &str) {
+        if self.states.lock().remove(channel).is_some() {
+            for name in ChannelState::NAMES {
+                self.gauge(
+                    "sfstream_channel_state",
+                    &[
+                        ("channel", channel.to_string()),
+                        ("state", name.to_string()),
+                    ],
+                )
+                .set(0.0);
+            }
+        }
+    }
+
+    /// A gauge of this service's recorder.
+    pub fn gauge(&self, name: &'static str, labels: &[(&'static str, String)]) -> Gauge {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.clone()))
+            .collect();
+        self.recorder
+            .register_gauge(&Key::from_parts(name, labels), &METADATA)
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()
@@ -313,6 +390,10 @@ async fn health(State(metrics): State<Arc<ServiceMetrics>>) -> impl IntoResponse
         "connected": metrics.is_connected(),
         "channels": metrics.channel_states(),
     });
+    let mut body = body;
+    if let Some(cluster) = metrics.cluster() {
+        body["cluster"] = serde_json::json!(cluster);
+    }
     let status = if healthy {
         StatusCode::OK
     } else {

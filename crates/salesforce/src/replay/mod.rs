@@ -44,7 +44,7 @@ pub use memory::MemoryStore;
 pub use opaque::OpaqueMarker;
 pub use sfstream_common::redact_url;
 pub use store::{ReplayStore, StoreError, start_point};
-pub use uri::open_store;
+pub use uri::{open_redis_store, open_store};
 
 /// A channel without its `?filter` query string: the channel a filtered
 /// subscription streams from (markers are kept under the whole subscription).

@@ -69,15 +69,29 @@ pub async fn open_store(uri: &str) -> Result<Arc<dyn ReplayStore>, StoreError> {
                 })??;
             Ok(Arc::new(store))
         }
-        "redis" | "rediss" => {
-            if !rest.starts_with("//") || rest.len() <= 2 {
-                return Err(invalid("a redis URI needs a host"));
-            }
-            let (url, ttl) = split_ttl(trimmed).map_err(|reason| invalid(&reason))?;
-            Ok(Arc::new(RedisStore::connect(&url, ttl).await?))
-        }
+        "redis" | "rediss" => Ok(Arc::new(open_redis_store(trimmed).await?)),
         _ => Err(invalid("unknown scheme")),
     }
+}
+
+/// A [`RedisStore`] from a `redis://…[?ttl=SECONDS]` URI (as
+/// [`open_store`] reads it), for callers that need the Redis store itself
+/// (to fence it, say).
+pub async fn open_redis_store(uri: &str) -> Result<RedisStore, StoreError> {
+    let trimmed = uri.trim();
+    let invalid = |reason: &str| StoreError::InvalidUri {
+        uri: redact_url(uri),
+        reason: reason.to_string(),
+    };
+    let rest = trimmed
+        .strip_prefix("redis:")
+        .or_else(|| trimmed.strip_prefix("rediss:"))
+        .ok_or_else(|| invalid("not a redis:// URI"))?;
+    if !rest.starts_with("//") || rest.len() <= 2 {
+        return Err(invalid("a redis URI needs a host"));
+    }
+    let (url, ttl) = split_ttl(trimmed).map_err(|reason| invalid(&reason))?;
+    RedisStore::connect(&url, ttl).await
 }
 
 /// Takes `ttl=SECONDS` out of the query string of `url`.

@@ -8,11 +8,12 @@ use sfstream_salesforce::auth::{Credentials, LoginParts, parse_api_version};
 use sfstream_salesforce::replay::ReplayFrom;
 use sfstream_salesforce::{LoginUrl, Secret, Transport};
 
-use super::schema::{Raw, RawSalesforce, Text};
+use super::schema::{Raw, RawCluster, RawSalesforce, Text};
 use super::{
-    Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING,
-    OnFailure, ReplayStoreConfig, SalesforceConfig,
+    ClusterConfig, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_LEASE_TTL,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, OnFailure, ReplayStoreConfig, SalesforceConfig,
 };
+use sfstream_salesforce::replay::redact_url;
 
 /// A given text, trimmed; `None` when blank.
 fn nonempty(value: &Option<Text>) -> Option<&str> {
@@ -125,7 +126,58 @@ pub(super) fn build(raw: Raw, document: Value) -> Result<Config, ConfigError> {
     if let Some(section) = top.salesforce {
         config.salesforce = Some(salesforce(section)?);
     }
+    if let Some(section) = top.cluster {
+        config.cluster = Some(cluster(section)?);
+    }
     Ok(config)
+}
+
+fn cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
+    let redis_uri = nonempty(&raw.redis_uri)
+        .ok_or_else(|| ConfigError::invalid("CLUSTER.REDIS_URI", "missing or empty"))?
+        .to_string();
+    if !(redis_uri.starts_with("redis://") || redis_uri.starts_with("rediss://")) {
+        return Err(ConfigError::invalid(
+            "CLUSTER.REDIS_URI",
+            format!("`{}` is not a redis:// URI", redact_url(&redis_uri)),
+        ));
+    }
+    let lease_ttl = match raw.lease_ttl {
+        Some(ttl) if ttl >= 1.0 => seconds("CLUSTER.LEASE_TTL", ttl)?,
+        Some(ttl) => {
+            return Err(ConfigError::invalid(
+                "CLUSTER.LEASE_TTL",
+                format!("{ttl} is too short: at least 1 second"),
+            ));
+        }
+        None => DEFAULT_LEASE_TTL,
+    };
+    let replica_id = match nonempty(&raw.replica_id) {
+        Some(id) if id.contains(char::is_whitespace) => {
+            return Err(ConfigError::invalid(
+                "CLUSTER.REPLICA_ID",
+                "must have no spaces",
+            ));
+        }
+        Some(id) => id.to_string(),
+        None => default_replica_id(),
+    };
+    Ok(ClusterConfig {
+        redis_uri,
+        lease_ttl,
+        replica_id,
+    })
+}
+
+/// `host-pid-xxxx`: unique per process, readable in `/health`.
+fn default_replica_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().replace(char::is_whitespace, "-"))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "replica".into());
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
+    format!("{host}-{}-{suffix}", std::process::id())
 }
 
 fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {

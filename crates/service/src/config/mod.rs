@@ -251,6 +251,45 @@ impl SalesforceConfig {
     }
 }
 
+/// The `CLUSTER:` section.
+///
+/// ```
+/// use std::time::Duration;
+/// use sfstream_service::config::Config;
+///
+/// let yaml = "CLUSTER:\n  REDIS_URI: redis://127.0.0.1:6379/0\n  LEASE_TTL: 5\n";
+/// let config = Config::from_yaml_with_env(yaml, |_| None)?;
+/// let cluster = config.cluster.expect("cluster mode");
+/// assert_eq!(cluster.lease_ttl, Duration::from_secs(5));
+/// # Ok::<(), sfstream_service::config::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct ClusterConfig {
+    /// `REDIS_URI`: where the leases (and, unless `REPLAY_STORE` names
+    /// another Redis, the replay markers) live.
+    pub redis_uri: String,
+    /// `LEASE_TTL` (seconds): how long a vanished leader blocks its
+    /// channels; renewed every third of it.
+    pub lease_ttl: Duration,
+    /// `REPLICA_ID`: this replica's name in the leases (default: host,
+    /// process id and a random suffix).
+    pub replica_id: String,
+}
+
+impl fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis_uri", &redact_url(&self.redis_uri))
+            .field("lease_ttl", &self.lease_ttl)
+            .field("replica_id", &self.replica_id)
+            .finish()
+    }
+}
+
+/// `LEASE_TTL` when none is configured.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5);
+
 /// A service's configuration.
 ///
 /// ```
@@ -295,6 +334,10 @@ pub struct Config {
     pub handler_timeout: Duration,
     /// The port of `/metrics` and `/health` (0: any free port).
     pub metrics_port: Option<u16>,
+    /// The `CLUSTER:` section: replicas share the channels (one streamer
+    /// per channel, chosen by a lease in Redis). `None`: this process
+    /// streams every channel.
+    pub cluster: Option<ClusterConfig>,
     /// The whole document after substitution, for other entrypoint kinds.
     pub raw: Value,
     /// Unknown keys that were ignored.
@@ -313,6 +356,7 @@ impl Default for Config {
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
             handler_timeout: DEFAULT_HANDLER_TIMEOUT,
             metrics_port: None,
+            cluster: None,
             raw: Value::Null,
             warnings: Vec::new(),
         }

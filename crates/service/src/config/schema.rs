@@ -17,6 +17,17 @@ pub(super) struct RawConfig {
     pub max_workers: Option<i64>,
     #[serde(rename = "SALESFORCE", default)]
     pub salesforce: Option<RawSalesforce>,
+    #[serde(rename = "CLUSTER", default)]
+    pub cluster: Option<RawCluster>,
+}
+
+/// The `CLUSTER:` section's keys.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", default, deny_unknown_fields)]
+pub(super) struct RawCluster {
+    pub redis_uri: Option<Text>,
+    pub lease_ttl: Option<f64>,
+    pub replica_id: Option<Text>,
 }
 
 /// Delivery and operations keys, read both at the top level and under

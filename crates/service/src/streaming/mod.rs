@@ -26,6 +26,7 @@ use crate::metrics::{ChannelState, ServiceMetrics};
 use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
 use crate::shutdown::ShutdownSignal;
 
+mod cluster;
 mod dispatch;
 mod sources;
 
@@ -162,29 +163,143 @@ async fn start(
     check_filters(&routes)?;
     let subscriptions = Subscriptions::new(declare(&client, routes).await?);
 
-    // 2. The replay store.
+    // 2. Which transport carries each subscription: PushTopics and generic
+    // channels CometD; change and platform events the entrypoint's choice,
+    // else the config's TRANSPORT.
+    let transports = transports(&subscriptions, section.transport)?;
+
+    // Cluster mode: the replicas share the channels.
+    if let Some(cluster_config) = config.cluster.clone() {
+        let parts = cluster::Parts {
+            subscriptions,
+            transports,
+            store,
+            section,
+            client,
+            cluster: cluster_config,
+        };
+        return cluster::start(parts, context, shutdown).await;
+    }
+
+    // 3. The replay store.
     let store = match store {
         Some(store) => store,
         None => replay_store(&section).await?,
     };
 
-    // 3. Which transport carries each subscription: PushTopics and generic
-    // channels CometD; change and platform events the entrypoint's choice,
-    // else the config's TRANSPORT.
-    let transports = transports(&subscriptions, section.transport)?;
-    let (pubsub_channels, cometd_channels): (Vec<String>, Vec<String>) = subscriptions
-        .order
-        .iter()
-        .cloned()
-        .partition(|channel| transports.get(channel) == Some(&Transport::PubSub));
-
     // 4. Connect, with commit-on-acknowledge, sharing the REST session;
     // subscribe every channel once.
     let metrics = context.metrics().clone();
     let session = Arc::new(Session::default());
+    let connected = connect(&client, &section, store, &transports, &metrics, &session).await?;
+    if let Err(error) = connected
+        .subscribe_all(&subscriptions.order, &transports, &metrics)
+        .await
+    {
+        connected.clients.close().await;
+        return Err(error);
+    }
+    metrics.set_connected(true);
+    session
+        .started
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
+    let messages = sources::merge(connected.cometd_messages, connected.pubsub_messages);
+    Ok(Box::pin(dispatcher.run(
+        connected.clients,
+        messages,
+        shutdown,
+    )))
+}
+
+/// The streaming clients of a service, connected, and their messages.
+struct Connected {
+    clients: Clients,
+    cometd_messages: Option<sfstream_salesforce::StreamMessages>,
+    pubsub_messages: Option<sfstream_salesforce::pubsub::PubSubMessages>,
+}
+
+impl Connected {
+    /// Subscribes `channel` on its transport.
+    async fn subscribe(&self, channel: &str, transport: Transport) -> Result<(), ServiceError> {
+        match (transport, &self.clients.cometd, &self.clients.pubsub) {
+            (Transport::CometD, Some(cometd), _) => {
+                cometd
+                    .subscribe(channel)
+                    .await
+                    .map_err(|source| ServiceError::Subscribe {
+                        channel: channel.to_string(),
+                        source,
+                    })?;
+                tracing::info!(%channel, "subscribed");
+            }
+            (Transport::PubSub, _, Some(pubsub)) => {
+                pubsub.subscribe(channel).await.map_err(|source| {
+                    ServiceError::PubSubSubscribe {
+                        channel: channel.to_string(),
+                        source: Box::new(source),
+                    }
+                })?;
+                tracing::info!(%channel, "subscribed (Pub/Sub)");
+            }
+            _ => {
+                return Err(ServiceError::StreamEnded(format!(
+                    "no {transport} client for {channel}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Subscribes every channel once, in order.
+    async fn subscribe_all(
+        &self,
+        channels: &[String],
+        transports: &HashMap<String, Transport>,
+        metrics: &ServiceMetrics,
+    ) -> Result<(), ServiceError> {
+        for channel in channels {
+            let transport = transports.get(channel).copied().unwrap_or_default();
+            self.subscribe(channel, transport).await?;
+            metrics.set_channel_state(channel, ChannelState::Subscribed);
+        }
+        Ok(())
+    }
+
+    /// Stops streaming `channel` (cluster mode: another replica leads it).
+    fn unsubscribe(&self, channel: &str, transport: Transport) {
+        match (transport, &self.clients.cometd, &self.clients.pubsub) {
+            (Transport::CometD, Some(cometd), _) => {
+                let cometd = cometd.clone();
+                let channel = channel.to_string();
+                tokio::spawn(async move {
+                    if let Err(error) = cometd.unsubscribe(&channel).await {
+                        tracing::warn!(%channel, %error, "unsubscribing failed");
+                    }
+                });
+            }
+            (Transport::PubSub, _, Some(pubsub)) => pubsub.unsubscribe(channel),
+            _ => {}
+        }
+    }
+}
+
+/// Connects the clients the channels' transports need (with
+/// commit-on-acknowledge, sharing the REST session's login), subscribing
+/// nothing yet.
+async fn connect(
+    client: &SalesforceClient,
+    section: &SalesforceConfig,
+    store: Arc<dyn ReplayStore>,
+    transports: &HashMap<String, Transport>,
+    metrics: &Arc<ServiceMetrics>,
+    session: &Arc<Session>,
+) -> Result<Connected, ServiceError> {
+    let needs = |t: Transport| transports.values().any(|v| *v == t);
     let mut clients = Clients::default();
     let mut cometd_messages = None;
-    if !cometd_channels.is_empty() {
+    if needs(Transport::CometD) {
         let events_metrics = metrics.clone();
         let events_session = session.clone();
         let (streaming, messages) = StreamingClient::builder(client.authenticator().clone())
@@ -197,26 +312,15 @@ async fn start(
             .connect()
             .await
             .map_err(ServiceError::Streaming)?;
-        clients.cometd = Some(streaming.clone());
+        clients.cometd = Some(streaming);
         cometd_messages = Some(messages);
-        for channel in &cometd_channels {
-            if let Err(source) = streaming.subscribe(channel).await {
-                clients.close().await;
-                return Err(ServiceError::Subscribe {
-                    channel: channel.clone(),
-                    source,
-                });
-            }
-            metrics.set_channel_state(channel, ChannelState::Subscribed);
-            tracing::info!(%channel, "subscribed");
-        }
     }
     let mut pubsub_messages = None;
-    if !pubsub_channels.is_empty() {
+    if needs(Transport::PubSub) {
         let events_metrics = metrics.clone();
         let connected = PubSubClient::builder(client.authenticator().clone())
             .url(&section.pubsub_url)
-            .replay_store(store.clone())
+            .replay_store(store)
             .default_replay(section.default_replay)
             .replay_fallback(section.replay_fallback)
             .delivery(Delivery::Acknowledged)
@@ -224,35 +328,22 @@ async fn start(
             .on_event(move |event| on_pubsub_event(event, &events_metrics))
             .connect()
             .await;
-        let (pubsub, messages) = match connected {
-            Ok(connected) => connected,
+        match connected {
+            Ok((pubsub, messages)) => {
+                clients.pubsub = Some(pubsub);
+                pubsub_messages = Some(messages);
+            }
             Err(error) => {
                 clients.close().await;
                 return Err(ServiceError::PubSub(Box::new(error)));
             }
-        };
-        clients.pubsub = Some(pubsub.clone());
-        pubsub_messages = Some(messages);
-        for channel in &pubsub_channels {
-            if let Err(source) = pubsub.subscribe(channel).await {
-                clients.close().await;
-                return Err(ServiceError::PubSubSubscribe {
-                    channel: channel.clone(),
-                    source: Box::new(source),
-                });
-            }
-            metrics.set_channel_state(channel, ChannelState::Subscribed);
-            tracing::info!(%channel, "subscribed (Pub/Sub)");
         }
     }
-    metrics.set_connected(true);
-    session
-        .started
-        .store(true, std::sync::atomic::Ordering::Relaxed);
-
-    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
-    let messages = sources::merge(cometd_messages, pubsub_messages);
-    Ok(Box::pin(dispatcher.run(clients, messages, shutdown)))
+    Ok(Connected {
+        clients,
+        cometd_messages,
+        pubsub_messages,
+    })
 }
 
 /// What the session's event handler remembers.

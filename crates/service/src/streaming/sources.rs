@@ -8,7 +8,7 @@ use sfstream_salesforce::{StreamMessages, StreamingClient, StreamingError};
 use crate::received::Received;
 
 /// The clients, for flushing and closing at the end.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub(super) struct Clients {
     pub(super) cometd: Option<StreamingClient>,
     pub(super) pubsub: Option<PubSubClient>,
