@@ -1,6 +1,7 @@
 //! Subcommands of `sfstream`.
 
 mod demo;
+mod doctor;
 mod emulator;
 mod listen;
 mod login;
@@ -46,6 +47,8 @@ enum Command {
     Run(run::RunArgs),
     /// Inspect and edit replay markers.
     Replay(replay::ReplayArgs),
+    /// Check that the next start will work: login, limits, markers against retention.
+    Doctor(doctor::DoctorArgs),
     /// Run an emulated Salesforce org (OAuth, SOAP login, REST, SOQL, CometD streaming).
     Emulator(emulator::EmulatorArgs),
 }
@@ -95,6 +98,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rpc(args) => rpc::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Emulator(args) => emulator::run(args).await,
     }
 }
