@@ -13,7 +13,7 @@ use lapin::types::AMQPValue;
 use parking_lot::Mutex;
 use sfstream_cluster::queue::{
     ConsumerOptions, HEADER_REPLAY_ID, Ordering, Outcome, PublisherOptions, StopCause,
-    WorkConsumer, WorkPublisher,
+    WorkConsumer, WorkError, WorkPublisher,
 };
 use sfstream_testkit::rabbitmq::Vhost;
 
@@ -210,6 +210,11 @@ async fn retry_calls_again_and_requeue_redelivers() {
     .await
     .expect("consume");
     let publisher = WorkPublisher::start(&queues, PublisherOptions::default());
+    let unknown = publisher.publish("nope", None, b"x", &meta(0)).await;
+    assert!(
+        matches!(unknown, Err(WorkError::UnknownEntrypoint(_))),
+        "{unknown:?}"
+    );
     publisher
         .publish(ENTRYPOINT, None, b"retry", &meta(1))
         .await

@@ -121,3 +121,71 @@ async fn publishes_survive_a_connection_loss_confirmed_and_in_order() {
     let publisher = Arc::into_inner(publisher).expect("last handle");
     assert!(publisher.close(Duration::from_secs(2)).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn consumers_resume_after_a_connection_loss_and_lose_nothing() {
+    let vhost = Arc::new(Vhost::create());
+    let queues = replica(&vhost, Ordering::None).await;
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    let conn = queues.connection().clone();
+    let consumer = WorkConsumer::start(
+        &queues,
+        ENTRYPOINT,
+        ConsumerOptions {
+            prefetch: 4,
+            ..Default::default()
+        },
+        move |msg| {
+            let g = g.clone();
+            let conn = conn.clone();
+            async move {
+                // After 8 messages, hold the ones in hand until the
+                // connection is lost: their acks fail, RabbitMQ must
+                // deliver them again on the new connection.
+                let start = Instant::now();
+                while g.lock().len() >= 8
+                    && conn.generation() < 2
+                    && start.elapsed() < Duration::from_secs(6)
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                g.lock()
+                    .push(text(msg.body()).parse::<usize>().expect("number"));
+                Outcome::Done
+            }
+        },
+    )
+    .await
+    .expect("consume");
+    let publisher = WorkPublisher::start(&queues, PublisherOptions::default());
+    for n in 0..80 {
+        publisher
+            .send(ENTRYPOINT, None, n.to_string().as_bytes(), &meta(n))
+            .await
+            .expect("send")
+            .await
+            .expect("confirmed");
+    }
+    assert!(eventually(Duration::from_secs(5), || got.lock().len() >= 8).await);
+    let v = vhost.clone();
+    tokio::task::spawn_blocking(move || v.close_connections())
+        .await
+        .expect("rabbitmqctl");
+    let all = || got.lock().iter().collect::<BTreeSet<_>>().len() == 80;
+    assert!(
+        eventually(Duration::from_secs(10), all).await,
+        "{:?}",
+        got.lock()
+    );
+    assert!(queues.connection().generation() >= 2, "reconnected");
+    assert!(consumer.shutdown(Duration::from_secs(2)).await);
+    let queue = &queues.queue_names(ENTRYPOINT).expect("queue")[0];
+    assert_eq!(
+        common::ready(&vhost, queue).await,
+        0,
+        "all acked in the end"
+    );
+    assert!(publisher.close(Duration::from_secs(2)).await);
+}
