@@ -8,6 +8,11 @@
 //! - [`Elector`]: spreads channels over the live replicas of a group, one
 //!   leader per channel, handing over on a graceful stop within a
 //!   [`TICK`](elector::TICK) and after a crash within the lease's TTL.
+//! - [`queue`]: handlers spread over RabbitMQ: the streamer publishes each
+//!   event to a durable work queue per entrypoint (publisher confirms, so
+//!   the replay marker moves only past queued events), every replica
+//!   consumes with a prefetch and acks after its handler; skipped events are
+//!   dead-lettered; optional order, strict or per record.
 //!
 //! No consensus of our own: Redis decides, and the lease's time-to-live
 //! bounds how long a vanished holder blocks the others.
@@ -16,6 +21,7 @@
 
 pub mod elector;
 mod lease;
+pub mod queue;
 
 pub use elector::{Election, Elector, ElectorConfig, ElectorHandle, Role, StepDownReason};
 

@@ -128,11 +128,15 @@ impl Connection {
         }
     }
 
-    pub(crate) fn closed_signal(&self) -> watch::Receiver<bool> {
+    /// Becomes `true` when [`close`](Self::close) is called: lets a task
+    /// waiting on the broker (a backoff, a reconnection) give up at once.
+    pub fn closed_signal(&self) -> watch::Receiver<bool> {
         self.inner.closed_tx.subscribe()
     }
 
-    pub(crate) fn backoff(&self) -> Backoff {
+    /// The backoff between reconnection attempts, for users of the
+    /// connection that retry after a loss.
+    pub fn backoff(&self) -> Backoff {
         self.inner.options.backoff
     }
 
@@ -181,8 +185,11 @@ impl Connection {
         }
     }
 
-    /// Opens a channel on the live connection.
-    pub(crate) async fn channel(&self) -> Result<lapin::Channel, Error> {
+    /// Opens a channel on the live connection, re-opening the connection
+    /// first if it was lost (with backoff, until it succeeds or the
+    /// connection is [closed](Self::close): [`Error::Closed`]). The caller
+    /// owns the channel: it closes when its last clone is dropped.
+    pub async fn channel(&self) -> Result<lapin::Channel, Error> {
         let c = self.get().await?;
         Ok(c.create_channel().await?)
     }

@@ -16,10 +16,23 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::topology::QueueDeclaration;
 use crate::{Connection, Error};
 
-pub(crate) type DeliveryFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
-pub(crate) type DeliveryFn = Arc<dyn Fn(Delivery) -> DeliveryFuture + Send + Sync + 'static>;
+/// The task run for one delivery (it acks, nacks or rejects it itself).
+pub type DeliveryFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
-/// A running consumer (RPC server, event handler or reply listener).
+/// Makes the task of each delivery. It is called in delivery order, on the
+/// consumer's task, before the returned future is spawned: work done in the
+/// call itself (not in the future) sees the deliveries in order.
+pub type DeliveryFn = Arc<dyn Fn(Delivery) -> DeliveryFuture + Send + Sync + 'static>;
+
+/// How a consumer is asked to stop.
+#[derive(Debug, Clone, Copy)]
+struct StopRequest {
+    timeout: Duration,
+    cancel: bool,
+}
+
+/// A running consumer (RPC server, event handler, reply listener, or any
+/// consumer started with [`spawn_consumer`]).
 ///
 /// [`shutdown`](Self::shutdown) stops it cleanly; dropping the handle stops
 /// consuming without waiting for in-flight handlers (whose unacknowledged
@@ -27,7 +40,7 @@ pub(crate) type DeliveryFn = Arc<dyn Fn(Delivery) -> DeliveryFuture + Send + Syn
 #[derive(Debug)]
 pub struct ConsumerHandle {
     queue: String,
-    stop: watch::Sender<Option<Duration>>,
+    stop: watch::Sender<Option<StopRequest>>,
     task: Option<JoinHandle<bool>>,
 }
 
@@ -40,8 +53,32 @@ impl ConsumerHandle {
     /// Stops consuming (basic.cancel), waits up to `timeout` for in-flight
     /// handlers to finish (and ack), then closes the channel. Returns whether
     /// all in-flight handlers finished in time.
-    pub async fn shutdown(mut self, timeout: Duration) -> bool {
-        self.stop.send_replace(Some(timeout));
+    pub async fn shutdown(self, timeout: Duration) -> bool {
+        self.stop_with(StopRequest {
+            timeout,
+            cancel: true,
+        })
+        .await
+    }
+
+    /// Like [`shutdown`](Self::shutdown) but without basic.cancel: the
+    /// consumer stays registered while in-flight handlers finish, and closing
+    /// the channel then requeues the unacknowledged messages and removes the
+    /// consumer in one step. With `x-single-active-consumer` this keeps the
+    /// queue's order across a handover: the next consumer cannot become
+    /// active before the messages this one did not ack are back in the queue.
+    /// Handlers should not start new work once this is called (deliveries
+    /// still arrive until the channel closes).
+    pub async fn close(self, timeout: Duration) -> bool {
+        self.stop_with(StopRequest {
+            timeout,
+            cancel: false,
+        })
+        .await
+    }
+
+    async fn stop_with(mut self, request: StopRequest) -> bool {
+        self.stop.send_replace(Some(request));
         match self.task.take() {
             Some(task) => task.await.unwrap_or(false),
             None => true,
@@ -52,7 +89,10 @@ impl ConsumerHandle {
 impl Drop for ConsumerHandle {
     fn drop(&mut self) {
         if self.task.is_some() {
-            self.stop.send_replace(Some(Duration::ZERO));
+            self.stop.send_replace(Some(StopRequest {
+                timeout: Duration::ZERO,
+                cancel: true,
+            }));
         }
     }
 }
@@ -78,9 +118,16 @@ async fn setup(
     Ok((channel, consumer))
 }
 
-/// Starts a supervised consumer. Returns once the first declaration and
-/// basic.consume succeeded, or with the error of that first attempt.
-pub(crate) async fn spawn_consumer(
+/// Starts a supervised consumer of `queue`: opens a channel with
+/// `basic.qos(prefetch)` (0: unlimited), declares the queue (and its
+/// exchange and binding), consumes, and spawns `handler(delivery)` for each
+/// delivery. After a channel or connection loss it re-opens, redeclares and
+/// consumes again with backoff; the tasks of the lost channel finish in the
+/// background (their acks fail, the broker redelivers their messages).
+///
+/// Returns once the first declaration and basic.consume succeeded, or with
+/// the error of that first attempt.
+pub async fn spawn_consumer(
     conn: Connection,
     queue: QueueDeclaration,
     prefetch: u16,
@@ -102,7 +149,7 @@ pub(crate) async fn spawn_consumer(
 }
 
 enum Exit {
-    Stop(Duration),
+    Stop(StopRequest),
     Lost,
 }
 
@@ -111,17 +158,17 @@ async fn run(
     queue: QueueDeclaration,
     prefetch: u16,
     handler: DeliveryFn,
-    mut stop_rx: watch::Receiver<Option<Duration>>,
+    mut stop_rx: watch::Receiver<Option<StopRequest>>,
     ready_tx: oneshot::Sender<Result<(), Error>>,
 ) -> bool {
     let mut ready = Some(ready_tx);
     let mut inflight: JoinSet<()> = JoinSet::new();
     let mut closed = conn.closed_signal();
     let mut attempt = 0u32;
-    let stop_requested = |rx: &watch::Receiver<Option<Duration>>| *rx.borrow();
+    let stop_requested = |rx: &watch::Receiver<Option<StopRequest>>| *rx.borrow();
     loop {
-        if let Some(timeout) = stop_requested(&stop_rx) {
-            return drain(&mut inflight, timeout).await;
+        if let Some(request) = stop_requested(&stop_rx) {
+            return drain(&mut inflight, request.timeout).await;
         }
         let established = tokio::select! {
             r = setup(&conn, &queue, prefetch) => r,
@@ -155,12 +202,15 @@ async fn run(
         let exit = loop {
             tokio::select! {
                 changed = stop_rx.changed() => {
-                    let t = if changed.is_err() { Duration::ZERO } else { stop_requested(&stop_rx).unwrap_or(Duration::ZERO) };
-                    if changed.is_err() || stop_requested(&stop_rx).is_some() {
-                        break Exit::Stop(t);
+                    let now = StopRequest { timeout: Duration::ZERO, cancel: true };
+                    if changed.is_err() {
+                        break Exit::Stop(now);
+                    }
+                    if let Some(request) = stop_requested(&stop_rx) {
+                        break Exit::Stop(request);
                     }
                 }
-                _ = closed.wait_for(|c| *c) => break Exit::Stop(Duration::ZERO),
+                _ = closed.wait_for(|c| *c) => break Exit::Stop(StopRequest { timeout: Duration::ZERO, cancel: true }),
                 Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
                 next = consumer.next() => match next {
                     Some(Ok(delivery)) => {
@@ -178,13 +228,13 @@ async fn run(
             }
         };
         match exit {
-            Exit::Stop(timeout) => {
-                if channel.status().connected() {
+            Exit::Stop(request) => {
+                if request.cancel && channel.status().connected() {
                     let _ = channel
                         .basic_cancel(consumer.tag(), BasicCancelOptions::default())
                         .await;
                 }
-                let all_done = drain(&mut inflight, timeout).await;
+                let all_done = drain(&mut inflight, request.timeout).await;
                 if channel.status().connected() {
                     let _ = channel.close(200, "OK".into()).await;
                 }

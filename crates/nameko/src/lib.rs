@@ -14,6 +14,8 @@
 //!   [`WorkerDispatcher`]: the dispatcher of one worker, whose events carry
 //!   its `nameko.call_id_stack` as Nameko's always do.
 //! - [`WorkerContext`]: the `nameko.*` context headers and call id stacks.
+//! - [`amqp`]: the generic layer all this is built on (supervised connection,
+//!   declarations, supervised consumers), for the project's other AMQP users.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -38,6 +40,7 @@
 
 #![warn(missing_docs)]
 
+pub mod amqp;
 mod connection;
 mod consumer;
 mod context;

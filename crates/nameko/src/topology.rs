@@ -4,11 +4,7 @@
 //! RabbitMQ refuses a redeclaration with different properties
 //! (`PRECONDITION_FAILED`).
 
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
-use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
-
-use crate::Error;
+pub use crate::amqp::{ExchangeDeclaration, QueueDeclaration};
 
 /// Nameko's default RPC exchange (`rpc_exchange` config key).
 pub const DEFAULT_RPC_EXCHANGE: &str = "nameko-rpc";
@@ -88,96 +84,7 @@ pub fn event_queue_name(
     }
 }
 
-/// A topic exchange declaration. Nameko's RPC and event exchanges are both
-/// `type=topic, durable=True, auto_delete=False`, without arguments.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExchangeDeclaration {
-    /// Exchange name.
-    pub name: String,
-    /// `durable` flag.
-    pub durable: bool,
-    /// `auto_delete` flag.
-    pub auto_delete: bool,
-}
-
-impl ExchangeDeclaration {
-    /// A durable, non-auto-delete topic exchange, as Nameko declares.
-    pub fn topic(name: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            durable: true,
-            auto_delete: false,
-        }
-    }
-
-    pub(crate) async fn declare(&self, channel: &Channel) -> Result<(), Error> {
-        channel
-            .exchange_declare(
-                self.name.as_str().into(),
-                ExchangeKind::Topic,
-                ExchangeDeclareOptions {
-                    durable: self.durable,
-                    auto_delete: self.auto_delete,
-                    ..Default::default()
-                },
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(())
-    }
-}
-
-/// A queue declaration with its single binding.
-#[derive(Debug, Clone, PartialEq)]
-pub struct QueueDeclaration {
-    /// Queue name.
-    pub name: String,
-    /// `durable` flag.
-    pub durable: bool,
-    /// `exclusive` flag.
-    pub exclusive: bool,
-    /// `auto_delete` flag.
-    pub auto_delete: bool,
-    /// `x-expires` argument, in milliseconds, if any.
-    pub expires_ms: Option<i64>,
-    /// The exchange the queue is bound to (declared first).
-    pub exchange: ExchangeDeclaration,
-    /// The binding's routing key.
-    pub routing_key: String,
-}
-
 impl QueueDeclaration {
-    /// Declares the exchange, the queue and the binding on `channel`.
-    pub(crate) async fn declare(&self, channel: &Channel) -> Result<(), Error> {
-        self.exchange.declare(channel).await?;
-        let mut args = FieldTable::default();
-        if let Some(ms) = self.expires_ms {
-            args.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
-        }
-        channel
-            .queue_declare(
-                self.name.as_str().into(),
-                QueueDeclareOptions {
-                    durable: self.durable,
-                    exclusive: self.exclusive,
-                    auto_delete: self.auto_delete,
-                    ..Default::default()
-                },
-                args,
-            )
-            .await?;
-        channel
-            .queue_bind(
-                self.name.as_str().into(),
-                self.exchange.name.as_str().into(),
-                self.routing_key.as_str().into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        Ok(())
-    }
-
     /// Nameko's RPC service queue: `rpc-<service>`, durable, bound to the RPC
     /// exchange with `<service>.*`.
     pub fn rpc_service(service: &str, rpc_exchange: &str) -> Self {
@@ -187,6 +94,7 @@ impl QueueDeclaration {
             exclusive: false,
             auto_delete: false,
             expires_ms: None,
+            arguments: Default::default(),
             exchange: ExchangeDeclaration::topic(rpc_exchange),
             routing_key: format!("{service}.*"),
         }
@@ -202,6 +110,7 @@ impl QueueDeclaration {
             exclusive: false,
             auto_delete: false,
             expires_ms: Some(RPC_REPLY_QUEUE_TTL_MS),
+            arguments: Default::default(),
             exchange: ExchangeDeclaration::topic(rpc_exchange),
             routing_key: id.to_owned(),
         }
@@ -233,6 +142,7 @@ impl QueueDeclaration {
             exclusive: handler_type == HandlerType::Broadcast && !reliable_delivery,
             auto_delete: !reliable_delivery,
             expires_ms: None,
+            arguments: Default::default(),
             exchange: ExchangeDeclaration::topic(event_exchange_name(source_service)),
             routing_key: event_type.to_owned(),
         }

@@ -45,6 +45,18 @@ impl Vhost {
         format!("amqp://guest:guest@127.0.0.1:5672/{}", self.name)
     }
 
+    /// Closes every client connection to this virtual host, as a broker
+    /// or network failure would (the clients see the connection end and
+    /// must reconnect). Other virtual hosts are not touched.
+    pub fn close_connections(&self) {
+        rabbitmqctl(&[
+            "close_all_connections",
+            "--vhost",
+            &self.name,
+            "sfstream test: connection loss",
+        ]);
+    }
+
     /// The same as a Nameko user writes it (kombu's `pyamqp://` scheme).
     pub fn pyamqp_uri(&self) -> String {
         format!("pyamqp://guest:guest@127.0.0.1:5672/{}", self.name)
