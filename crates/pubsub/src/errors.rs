@@ -118,9 +118,19 @@ mod tests {
         let s = status(Code::PermissionDenied, "no", AUTH_ERROR, "r3");
         assert_eq!(remedy(&s), Remedy::LogInAgain);
         // Too many clients: back off and retry, whatever the gRPC code.
-        let s = status(Code::ResourceExhausted, "limit", CONCURRENT_CLIENT_LIMIT, "r4");
+        let s = status(
+            Code::ResourceExhausted,
+            "limit",
+            CONCURRENT_CLIENT_LIMIT,
+            "r4",
+        );
         assert_eq!(remedy(&s), Remedy::Retry);
-        let s = status(Code::FailedPrecondition, "limit", CONCURRENT_CLIENT_LIMIT, "r5");
+        let s = status(
+            Code::FailedPrecondition,
+            "limit",
+            CONCURRENT_CLIENT_LIMIT,
+            "r5",
+        );
         assert_eq!(remedy(&s), Remedy::Retry);
     }
 

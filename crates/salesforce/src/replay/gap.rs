@@ -76,8 +76,9 @@ impl Gap {
     ///     expired_replay_id: ExpiredReplayId::Number(45),
     /// };
     /// assert_eq!(
-    ///     gap.to_json().to_string(),
-    ///     r#"{"gap":{"channel":"/topic/X","expired_replay_id":45,"fallback":"NEW","from":null,"to":"2023-11-14T22:13:20.000Z"}}"#
+    ///     gap.to_json(),
+    ///     serde_json::json!({"gap": {"channel": "/topic/X", "from": null, "to": "2023-11-14T22:13:20.000Z",
+    ///                                "fallback": "NEW", "expired_replay_id": 45}})
     /// );
     /// ```
     pub fn to_json(&self) -> Value {
