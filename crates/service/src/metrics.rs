@@ -13,6 +13,8 @@
 //! | `sfstream_watermark_lag` | gauge: events received and not yet committed (at most `MAX_IN_FLIGHT`) | `channel` |
 //! | `sfstream_channel_state` | gauge: 1 for the subscription's current state, 0 for the others | `channel`, `state` (`subscribed`, `retrying`, `failed`) |
 //! | `sfstream_reconnects_total` | counter | |
+//! | `sfstream_marker_age_seconds` | gauge: now minus the creation time of the event of the channel's stored marker (on commit, and from the store every 30 s) | `channel` |
+//! | `sfstream_gaps_total` | counter: replay fallbacks after an expired marker (a [`Gap`](sfstream_salesforce::replay::Gap)) | `channel` |
 //!
 //! Every metric carries the label `service`. `channel` is the
 //! subscription as subscribed, `?filter` included.
@@ -246,6 +248,23 @@ impl ServiceMetrics {
                 .lock()
                 .values()
                 .any(|s| matches!(s, ChannelState::Failed { .. }))
+    }
+
+    /// Sets `sfstream_marker_age_seconds` of `channel`.
+    pub fn set_marker_age(&self, channel: &str, age: std::time::Duration) {
+        let labels = vec![Label::new("channel", channel.to_string())];
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("sfstream_marker_age_seconds", labels),
+                &METADATA,
+            )
+            .set(age.as_secs_f64());
+    }
+
+    /// Counts a gap of `channel` (`sfstream_gaps_total`).
+    pub fn gap(&self, channel: &str) {
+        self.counter("sfstream_gaps_total", &[("channel", channel.to_string())])
+            .increment(1);
     }
 
     /// Counts a reconnection of the streaming session.

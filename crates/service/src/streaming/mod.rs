@@ -27,7 +27,10 @@ use crate::runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceCon
 use crate::shutdown::ShutdownSignal;
 
 mod dispatch;
+mod gaps;
 mod sources;
+
+pub(crate) use gaps::GapHandler;
 
 use dispatch::Dispatcher;
 use sources::Clients;
@@ -57,6 +60,7 @@ struct BoundHandler {
 pub(crate) struct StreamingEntrypoints {
     routes: Vec<Route>,
     store: Option<Arc<dyn ReplayStore>>,
+    gap_handlers: Vec<GapHandler>,
 }
 
 impl StreamingEntrypoints {
@@ -78,6 +82,11 @@ impl StreamingEntrypoints {
                 method_name,
             });
         }
+    }
+
+    /// Calls `handler` with every gap.
+    pub(crate) fn on_gap(&mut self, handler: GapHandler) {
+        self.gap_handlers.push(handler);
     }
 
     /// Keeps the replay markers in `store` instead of the configured one.
@@ -117,7 +126,13 @@ impl Entrypoints for StreamingEntrypoints {
                 });
                 return Ok(idle);
             }
-            start(self.routes, self.store, context, shutdown).await
+            start(
+                self.routes,
+                (self.store, self.gap_handlers),
+                context,
+                shutdown,
+            )
+            .await
         })
     }
 }
@@ -143,7 +158,7 @@ async fn provide_salesforce_client(context: &mut ContextBuilder) -> Result<(), S
 
 async fn start(
     routes: Vec<Route>,
-    store: Option<Arc<dyn ReplayStore>>,
+    (store, gap_handlers): (Option<Arc<dyn ReplayStore>>, Vec<GapHandler>),
     context: ServiceContext,
     shutdown: ShutdownSignal,
 ) -> Result<RunningEntrypoints, ServiceError> {
@@ -250,7 +265,21 @@ async fn start(
         .started
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
+    // The marker age gauges, from the store.
+    let watched = subscriptions
+        .order
+        .iter()
+        .map(|c| (c.clone(), transports.get(c) == Some(&Transport::PubSub)))
+        .collect();
+    tokio::spawn(gaps::watch_marker_ages(
+        store.clone(),
+        watched,
+        metrics.clone(),
+        shutdown.clone(),
+        gaps::MARKER_AGE_INTERVAL,
+    ));
+    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config)
+        .gap_handlers(gap_handlers);
     let messages = sources::merge(cometd_messages, pubsub_messages);
     Ok(Box::pin(dispatcher.run(clients, messages, shutdown)))
 }
