@@ -14,7 +14,8 @@ use tokio::sync::mpsc;
 
 use super::commit::{CLOSE_TIMEOUT, Commit, FLUSH_TIMEOUT, FlushError, commit_loop};
 use super::extension::{
-    MAX_PENDING_GAPS, Received, SalesforceExtension, is_auth_failure, is_invalid_replay_id,
+    DEFAULT_LIMIT_RETRY, MAX_PENDING_GAPS, Received, SalesforceExtension, is_auth_failure,
+    is_invalid_replay_id, slow_retry,
 };
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
@@ -126,6 +127,7 @@ pub struct StreamingClientBuilder {
     max_pending: usize,
     connection_timeout: Option<Duration>,
     backoff: Backoff,
+    limit_retry: Duration,
     on_event: Option<EventHandler>,
 }
 
@@ -190,6 +192,17 @@ impl StreamingClientBuilder {
         self
     }
 
+    /// The least delay before retrying when Salesforce refuses the session
+    /// for a spent org allocation (`403::Organization total events daily
+    /// limit exceeded`, `403::Organization concurrent user limit exceeded`);
+    /// it doubles per further refusal (up to 8 times), and the client stops
+    /// with the refusal once the connection timeout passes. Default 5
+    /// minutes: a reconnect storm would only burn the allocation.
+    pub fn limit_retry(mut self, delay: Duration) -> Self {
+        self.limit_retry = delay;
+        self
+    }
+
     /// Called for every [`StreamEvent`].
     pub fn on_event(mut self, handler: impl Fn(&StreamEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(handler));
@@ -227,6 +240,7 @@ impl StreamingClientBuilder {
                 .extension(extension.clone())
                 .reauthenticate(relogin)
                 .auth_failure(Arc::new(is_auth_failure))
+                .slow_retry(slow_retry(self.limit_retry))
                 .max_pending(self.max_pending)
                 .connection_timeout(self.connection_timeout)
                 .backoff(self.backoff)
@@ -370,6 +384,7 @@ impl StreamingClient {
             max_pending: crate::DEFAULT_MAX_PENDING,
             connection_timeout: Some(crate::defaults::DEFAULT_CONNECTION_TIMEOUT),
             backoff: Backoff::default(),
+            limit_retry: DEFAULT_LIMIT_RETRY,
             on_event: None,
         }
     }

@@ -116,6 +116,42 @@ fn is_unknown_channel(error: &ErrorField) -> bool {
             .starts_with("The channel you requested to subscribe to does not exist")
 }
 
+/// Salesforce's refusals for a spent org allocation: retried slowly (a
+/// reconnect storm would burn what is left, and cannot help until the
+/// allocation frees up).
+const LIMIT_ERRORS: [&str; 2] = [
+    "Organization total events daily limit exceeded",
+    "Organization concurrent user limit exceeded",
+];
+
+/// The least delay before retrying after a limit refusal (doubling per
+/// further refusal), unless the builder says otherwise.
+pub const DEFAULT_LIMIT_RETRY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Whether a refused reply is one of Salesforce's allocation limits
+/// (`403::Organization total events daily limit exceeded`,
+/// `403::Organization concurrent user limit exceeded`); the error's text
+/// when it is.
+pub fn limit_exceeded(message: &Message) -> Option<ErrorField> {
+    let error = ErrorField::parse(message.error.as_deref()?);
+    (error.code == Some(403) && LIMIT_ERRORS.contains(&error.message.as_str())).then_some(error)
+}
+
+/// The [`sfstream_bayeux::SlowRetryCheck`] of Salesforce: its limit
+/// refusals are retried no sooner than `floor`, with a clear log line.
+pub(crate) fn slow_retry(floor: std::time::Duration) -> sfstream_bayeux::SlowRetryCheck {
+    Arc::new(move |message: &Message| {
+        let error = limit_exceeded(message)?;
+        let what = if error.message.contains("daily") {
+            "the org's daily streaming event allocation is spent (see `limits/` DailyStreamingApiEvents)"
+        } else {
+            "the org's concurrent streaming client allocation is taken (other clients must disconnect)"
+        };
+        tracing::error!(%error, ?floor, "{what}; retrying slowly, within the connection timeout");
+        Some(floor)
+    })
+}
+
 /// Salesforce's texts for "the access token is no good": log in again.
 const AUTH_FAILURES: [&str; 2] = ["Authentication invalid", "Request requires authentication"];
 
@@ -349,6 +385,34 @@ mod tests {
         assert!(!is_invalid_replay_id(&ErrorField::parse(
             "400::The channel you requested to subscribe to does not exist {/topic/X}"
         )));
+    }
+
+    #[test]
+    fn limit_refusals_are_retried_slowly() {
+        let reply = |error: &str| {
+            let mut m = Message::new("/meta/connect");
+            m.error = Some(error.into());
+            m
+        };
+        let check = slow_retry(std::time::Duration::from_secs(60));
+        for text in [
+            "403::Organization total events daily limit exceeded",
+            "403::Organization concurrent user limit exceeded",
+        ] {
+            assert_eq!(
+                check(&reply(text)),
+                Some(std::time::Duration::from_secs(60))
+            );
+            assert!(limit_exceeded(&reply(text)).is_some());
+        }
+        for other in [
+            "403::Unknown client",
+            "403::Subscription limit exceeded for this topic",
+            "503::Server is too busy.  Please try your request again later.",
+        ] {
+            assert_eq!(check(&reply(other)), None, "{other}");
+        }
+        assert_eq!(check(&Message::new("/meta/connect")), None);
     }
 
     #[test]
