@@ -47,6 +47,9 @@ pub(crate) enum Notice {
     },
 }
 
+/// An expired replay id, and when its event was created (if known).
+type Expired = (i64, Option<DateTime<Utc>>);
+
 /// Shared state of the Salesforce extension.
 #[derive(Debug)]
 pub(crate) struct SalesforceExtension {
@@ -59,7 +62,7 @@ pub(crate) struct SalesforceExtension {
     /// client may skip the retry, and the announcement must come before any
     /// event (and marker) of the new subscription. With the expired id's
     /// creation time, when known.
-    fallbacks: Mutex<HashMap<String, (i64, Option<DateTime<Utc>>)>>,
+    fallbacks: Mutex<HashMap<String, Expired>>,
     notices: mpsc::UnboundedSender<Commit>,
     /// The gaps, for the message stream (in order with its events: a gap
     /// is queued before the subscribe that follows it is sent).
