@@ -135,11 +135,59 @@ async fn writes_one_json_object_per_event_and_resumes_from_the_file_store() {
     .await;
     assert!(shown.status.success());
     let markers = lines(&shown);
+    let age = markers[0]["age_seconds"].as_u64().expect("an age");
+    assert!(age < 120, "{markers:?}");
     assert_eq!(
         markers,
         vec![
-            json!({"channel": TOPIC, "replay_id": replay_id(&more[1]), "created": markers[0]["created"]})
+            json!({"channel": TOPIC, "replay_id": replay_id(&more[1]), "created": markers[0]["created"],
+                   "age_seconds": age, "retention_seconds": 24 * 3600})
         ]
+    );
+    // Markers past the warn age and past retention say so.
+    {
+        use sfstream_salesforce::replay::{FileStore, ReplayMarker, ReplayStore};
+        let path = store.trim_start_matches("file:");
+        let file = FileStore::open(path).expect("open the store");
+        let hours_ago = |h: i64| Some(chrono::Utc::now() - chrono::Duration::hours(h));
+        file.replace("/topic/Old", ReplayMarker::new(1, hours_ago(30)))
+            .await
+            .expect("replace");
+        file.replace("/topic/Older", ReplayMarker::new(1, hours_ago(20)))
+            .await
+            .expect("replace");
+        file.replace(
+            "/data/AccountChangeEvent",
+            ReplayMarker::new(1, hours_ago(30)),
+        )
+        .await
+        .expect("replace");
+    }
+    let shown = run({
+        let mut c = Command::new(BIN);
+        c.args(["replay", "show", "--replay-store", &store]);
+        c
+    })
+    .await;
+    let by_channel: std::collections::HashMap<String, Value> = lines(&shown)
+        .into_iter()
+        .map(|l| (l["channel"].as_str().unwrap_or_default().to_string(), l))
+        .collect();
+    let old = &by_channel["/topic/Old"];
+    assert_eq!(old["expired"], true, "{old}");
+    assert!(
+        old["age_seconds"]
+            .as_u64()
+            .is_some_and(|a| a >= 30 * 3600 - 60),
+        "{old}"
+    );
+    assert_eq!(by_channel["/topic/Older"]["expiring"], true);
+    assert!(by_channel["/topic/Older"].get("expired").is_none());
+    let cdc = &by_channel["/data/AccountChangeEvent"];
+    assert_eq!(cdc["retention_seconds"], 72 * 3600);
+    assert!(
+        cdc.get("expired").is_none() && cdc.get("expiring").is_none(),
+        "{cdc}"
     );
 
     let set = run({
@@ -311,7 +359,30 @@ async fn fatal_errors_exit_non_zero_with_one_line_and_no_secret() {
     ))
     .await;
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(replay_id(&lines(&output)[0]), latest);
+    // Never silent: a gap line first, in order, then the event (the gap is
+    // not counted by --max-events).
+    let written = lines(&output);
+    assert_eq!(written.len(), 2, "{written:?}");
+    let gap = &written[0]["gap"];
+    assert_eq!(gap["channel"], TOPIC, "{written:?}");
+    assert_eq!(gap["fallback"], "ALL");
+    assert!(
+        gap["expired_replay_id"]
+            .as_i64()
+            .is_some_and(|id| id < latest),
+        "{gap}"
+    );
+    assert!(
+        gap["from"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{gap}"
+    );
+    assert!(
+        gap["to"]
+            .as_str()
+            .is_some_and(|t| t > gap["from"].as_str().unwrap_or("")),
+        "{gap}"
+    );
+    assert_eq!(replay_id(&written[1]), latest);
 
     let mut unreachable = Command::new(BIN);
     unreachable

@@ -411,5 +411,20 @@ async fn pubsub_errors_exit_non_zero_with_one_clear_line() {
     ))
     .await;
     assert!(output.status.success(), "{}", stderr(&output));
-    assert_eq!(lines(&output).len(), 2);
+    // A gap line first (not counted by --max-events), then two events.
+    let written = lines(&output);
+    assert_eq!(written.len(), 3, "{written:?}");
+    let gap = &written[0]["gap"];
+    assert_eq!(gap["channel"], CONTACTS, "{written:?}");
+    assert_eq!(gap["fallback"], "ALL");
+    assert_eq!(gap["expired_replay_id"], "AAAAAAAAJxAAAA==");
+    assert!(
+        gap["from"].is_null(),
+        "a marker set by hand has no time: {gap}"
+    );
+    assert!(
+        gap["to"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{gap}"
+    );
+    assert!(written[1]["data"]["event"]["replayId"].is_string());
 }

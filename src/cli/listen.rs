@@ -36,7 +36,9 @@ use super::pubsub::{PubSubArgs, PubSubStart, parse_start};
   sfstream listen --cometd-url http://127.0.0.1:8000/bayeux /chat/room
   sfstream listen --pubsub --replay-store file:markers.redb /data/AccountChangeEvent
 
-stdout: one {\"channel\": ..., \"data\": ...} object per line. Exit status: 0 when
+stdout: one {\"channel\": ..., \"data\": ...} object per line; with --replay-fallback,
+a {\"gap\": {\"channel\", \"from\", \"to\", \"fallback\", \"expired_replay_id\"}} line where
+events may have been missed. Exit status: 0 when
 --max-events was reached or on Ctrl-C, 1 on a fatal error (one line on stderr).")]
 pub struct ListenArgs {
     #[command(flatten)]
@@ -92,6 +94,8 @@ pub struct ListenArgs {
 struct Received {
     channel: String,
     data: Box<RawValue>,
+    /// `data` is a whole line of its own (a `{"gap": {…}}`), not an event.
+    gap: bool,
     replay_id: Option<String>,
     commit: Option<Commit>,
 }
@@ -198,6 +202,7 @@ async fn salesforce_source(
             Ok(message) => Ok(Received {
                 channel: message.channel.clone(),
                 data: message.data.clone(),
+                gap: message.gap.is_some(),
                 replay_id: message.replay_id().map(|id| id.to_string()),
                 commit: Some(Commit::CometD(message)),
             }),
@@ -257,6 +262,7 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
                 let data = RawValue::from_string(message.line_data().to_string())?;
                 Ok(Received {
                     channel: message.topic.clone(),
+                    gap: message.gap.is_some(),
                     data,
                     replay_id: Some(message.replay_id_text()),
                     commit: Some(Commit::PubSub(message)),
@@ -305,6 +311,7 @@ async fn generic_source(
             Ok(Received {
                 channel: message.channel,
                 data,
+                gap: false,
                 replay_id: None,
                 commit: None,
             })
@@ -357,20 +364,32 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
         let Some(first) = first else {
             bail!("the stream ended");
         };
-        batch.push(first?);
-        while batch.len() < BATCH && written + (batch.len() as u64) < limit {
+        let first = first?;
+        // Gaps are lines, not events: --max-events does not count them.
+        let mut events = u64::from(!first.gap);
+        batch.push(first);
+        while batch.len() < BATCH && written + events < limit {
             match source.next().now_or_never() {
-                Some(Some(item)) => batch.push(item?),
+                Some(Some(item)) => {
+                    let item = item?;
+                    events += u64::from(!item.gap);
+                    batch.push(item);
+                }
                 _ => break,
             }
         }
         for event in &batch {
             line.clear();
-            line.extend_from_slice(b"{\"channel\":");
-            serde_json::to_writer(&mut line, &event.channel)?;
-            line.extend_from_slice(b",\"data\":");
-            line.extend_from_slice(event.data.get().as_bytes());
-            line.extend_from_slice(b"}\n");
+            if event.gap {
+                line.extend_from_slice(event.data.get().as_bytes());
+                line.push(b'\n');
+            } else {
+                line.extend_from_slice(b"{\"channel\":");
+                serde_json::to_writer(&mut line, &event.channel)?;
+                line.extend_from_slice(b",\"data\":");
+                line.extend_from_slice(event.data.get().as_bytes());
+                line.extend_from_slice(b"}\n");
+            }
             if let Err(error) = out.write_all(&line) {
                 return stdout_closed(error);
             }
@@ -378,7 +397,7 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
         if let Err(error) = out.flush() {
             return stdout_closed(error);
         }
-        written += batch.len() as u64;
+        written += events;
         status.events.store(written, Ordering::Relaxed);
         {
             let mut last = status.last.lock();

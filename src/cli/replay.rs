@@ -4,8 +4,13 @@
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
-use sfstream_salesforce::replay::{OpaqueMarker, ReplayMarker, channel_key, open_store};
+use serde_json::{Value, json};
+use sfstream_salesforce::replay::{
+    AgeStatus, OpaqueMarker, ReplayMarker, age_status, channel_key, marker_age, open_store,
+    retention,
+};
 
 /// Options of `sfstream replay`.
 #[derive(Debug, Args)]
@@ -54,23 +59,38 @@ enum Action {
     },
 }
 
+/// Adds what the marker's age means: `age_seconds` (null when its event's
+/// time is unknown), `retention_seconds`, and `"expired": true` past
+/// retention (`"expiring": true` past the warn age).
+fn with_age(mut line: Value, channel: &str, created: Option<DateTime<Utc>>) -> String {
+    let age = created.map(|c| marker_age(c, Utc::now()));
+    line["age_seconds"] = json!(age.map(|a| a.as_secs()));
+    line["retention_seconds"] = json!(retention(channel).as_secs());
+    match age.map(|a| age_status(channel, a)) {
+        Some(AgeStatus::Expired) => line["expired"] = json!(true),
+        Some(AgeStatus::NearingRetention) => line["expiring"] = json!(true),
+        _ => {}
+    }
+    line.to_string()
+}
+
 fn line(channel: &str, marker: &ReplayMarker) -> String {
-    serde_json::json!({
+    let line = json!({
         "channel": channel,
         "replay_id": marker.replay_id,
         "created": marker.created.map(|c| c.to_rfc3339()),
-    })
-    .to_string()
+    });
+    with_age(line, channel, marker.created)
 }
 
 fn opaque_line(topic: &str, marker: &OpaqueMarker) -> String {
-    serde_json::json!({
+    let line = json!({
         "channel": topic,
         "transport": "pubsub",
         "replay_id": sfstream_pubsub::replay_id::to_text(&marker.replay_id),
         "created": marker.created.map(|c| c.to_rfc3339()),
-    })
-    .to_string()
+    });
+    with_age(line, topic, marker.created)
 }
 
 /// Runs `sfstream replay`.

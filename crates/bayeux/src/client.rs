@@ -105,6 +105,14 @@ pub trait Reauthenticate: Send + Sync + 'static {
 /// client recognises none, the Salesforce layer knows Salesforce's text).
 pub type AuthFailureCheck = Arc<dyn Fn(&Message) -> bool + Send + Sync>;
 
+/// Decides whether a refused handshake or connect means "retry, but
+/// slowly" (a quota is spent: retrying at the usual pace would burn what is
+/// left, or storm the server), and the least delay before the first retry
+/// (it doubles on each further refusal, up to 8 times). `None`: handled as
+/// usual. What that looks like is the server's convention (the Salesforce
+/// layer knows Salesforce's limit errors).
+pub type SlowRetryCheck = Arc<dyn Fn(&Message) -> Option<Duration> + Send + Sync>;
+
 pub(crate) type EventHandler = Arc<dyn Fn(&ClientEvent) + Send + Sync>;
 
 /// Builds a [`Client`].
@@ -119,6 +127,7 @@ pub struct ClientBuilder {
     subscribe_timeout: Duration,
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
+    slow_retry: SlowRetryCheck,
     on_event: Option<EventHandler>,
     rehandshake_after_failure: bool,
 }
@@ -155,6 +164,7 @@ impl ClientBuilder {
             subscribe_timeout: DEFAULT_SUBSCRIBE_TIMEOUT,
             reauthenticate: None,
             auth_failure: Arc::new(|_: &Message| false),
+            slow_retry: Arc::new(|_: &Message| None),
             on_event: None,
             rehandshake_after_failure: false,
         }
@@ -229,6 +239,15 @@ impl ClientBuilder {
         self
     }
 
+    /// Which refused handshakes and connects are retried slowly, and how
+    /// slowly ([`SlowRetryCheck`]; default: none). The delays stay within
+    /// the connection timeout: when it passes, the client stops with the
+    /// refusal ([`Error::Refused`]).
+    pub fn slow_retry(mut self, check: SlowRetryCheck) -> Self {
+        self.slow_retry = check;
+        self
+    }
+
     /// Called for every [`ClientEvent`].
     pub fn on_event(mut self, handler: impl Fn(&ClientEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(handler));
@@ -263,6 +282,7 @@ impl ClientBuilder {
                 subscribe_timeout: self.subscribe_timeout,
                 reauthenticate: self.reauthenticate,
                 auth_failure: self.auth_failure,
+                slow_retry: self.slow_retry,
                 on_event: self.on_event,
                 rehandshake_after_failure: self.rehandshake_after_failure,
             },

@@ -55,7 +55,7 @@ mod transport;
 pub use advice::{Advice, CurrentAdvice, Reconnect};
 pub use client::{
     AuthFailureCheck, Client, ClientBuilder, ClientEvent, DEFAULT_MAX_PENDING,
-    DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason, Messages, Reauthenticate,
+    DEFAULT_SUBSCRIBE_TIMEOUT, HandshakeReason, Messages, Reauthenticate, SlowRetryCheck,
 };
 pub use error::{Error, ErrorField, TransportError};
 pub use extension::{Extension, SubscriptionFailure};

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::advice::{CurrentAdvice, Reconnect};
 use crate::client::{
     AuthFailureCheck, BatchReply, ClientEvent, Command, EventHandler, HandshakeReason, Pending,
-    Reauthenticate,
+    Reauthenticate, SlowRetryCheck,
 };
 use crate::error::{Error, ErrorField, TransportError};
 use crate::extension::SubscriptionFailure;
@@ -59,6 +59,7 @@ pub(crate) struct Settings {
     pub(crate) subscribe_timeout: Duration,
     pub(crate) reauthenticate: Option<Arc<dyn Reauthenticate>>,
     pub(crate) auth_failure: AuthFailureCheck,
+    pub(crate) slow_retry: SlowRetryCheck,
     pub(crate) on_event: Option<EventHandler>,
     pub(crate) rehandshake_after_failure: bool,
 }
@@ -76,6 +77,7 @@ pub(crate) struct Task {
     subscribe_timeout: Duration,
     reauthenticate: Option<Arc<dyn Reauthenticate>>,
     auth_failure: AuthFailureCheck,
+    slow_retry: SlowRetryCheck,
     on_event: Option<EventHandler>,
     rehandshake_after_failure: bool,
     client_id: Option<String>,
@@ -124,6 +126,7 @@ impl Task {
             subscribe_timeout: settings.subscribe_timeout,
             reauthenticate: settings.reauthenticate,
             auth_failure: settings.auth_failure,
+            slow_retry: settings.slow_retry,
             on_event: settings.on_event,
             rehandshake_after_failure: settings.rehandshake_after_failure,
             client_id: None,
@@ -225,6 +228,42 @@ impl Task {
         Ok(retry_in)
     }
 
+    /// Records a refusal to retry slowly (a spent quota): the delay is at
+    /// least `floor`, doubled per further refusal (up to 8 times), and
+    /// never past the connection timeout, where the client stops with the
+    /// refusal itself (the clearest error there is).
+    fn failed_slowly(
+        &mut self,
+        channel: &str,
+        error: ErrorField,
+        floor: Duration,
+    ) -> Result<Duration, Stop> {
+        self.attempt += 1;
+        let since = *self.failing_since.get_or_insert_with(Instant::now);
+        let factor = 1u32 << (self.attempt - 1).min(3);
+        let mut retry_in = self
+            .backoff
+            .delay(self.attempt)
+            .max(floor.saturating_mul(factor));
+        if let Some(limit) = self.connection_timeout {
+            let left = limit.saturating_sub(since.elapsed());
+            if left.is_zero() {
+                return Err(Stop::Failed(Error::Refused {
+                    channel: channel.to_string(),
+                    error,
+                }));
+            }
+            retry_in = retry_in.min(left);
+        }
+        tracing::error!(%error, attempt = self.attempt, ?retry_in, "{channel} refused; retrying slowly");
+        self.emit(ClientEvent::ConnectionFailed {
+            error: format!("{channel} refused: {error}"),
+            attempt: self.attempt,
+            retry_in,
+        });
+        Ok(retry_in)
+    }
+
     /// A connect succeeded: the connection works again.
     fn succeeded(&mut self) {
         if self.attempt > 0 && self.client_id.is_some() {
@@ -286,6 +325,11 @@ impl Task {
                 .unwrap_or_else(|| ErrorField::parse("handshake refused"));
             if (self.auth_failure)(&reply) {
                 return Ok(Step::Reauthenticate(error.to_string()));
+            }
+            if let Some(floor) = (self.slow_retry)(&reply) {
+                let delay = self.failed_slowly(HANDSHAKE, error, floor)?;
+                self.sleep(delay).await?;
+                return Ok(Step::Handshake(reason));
             }
             if own_reconnect(&reply) == Some(Reconnect::None) {
                 return Err(Stop::Failed(Error::ReconnectForbidden(error.to_string())));
@@ -392,6 +436,11 @@ impl Task {
             .unwrap_or_else(|| ErrorField::parse("connect refused"));
         if (self.auth_failure)(&reply) {
             return Ok(Step::Reauthenticate(error.to_string()));
+        }
+        if let Some(floor) = (self.slow_retry)(&reply) {
+            let delay = self.failed_slowly(CONNECT, error, floor)?;
+            self.sleep(delay).await?;
+            return Ok(Step::Connect);
         }
         // The reply's own advice decides; without one, a server that no
         // longer knows the client needs a handshake, not the dead client id.

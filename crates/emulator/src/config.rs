@@ -107,6 +107,14 @@ pub struct EmulatorConfig {
     pub query_batch_size: usize,
     /// The daily API request allocation reported by `limits/`.
     pub daily_api_requests: u64,
+    /// The most CometD clients at once; a handshake past it gets
+    /// `403::Organization concurrent user limit exceeded` (Enterprise
+    /// edition: 1,000; Developer edition: 20).
+    pub concurrent_clients: usize,
+    /// The daily streaming event delivery allocation (`limits/`
+    /// `DailyStreamingApiEvents`); once delivered, a connect gets
+    /// `403::Organization total events daily limit exceeded`.
+    pub daily_streaming_events: u64,
     /// Whether the fault-injection control API is served.
     pub faults_enabled: bool,
     /// Address the Pub/Sub API (gRPC) listens on; port 0 picks a free port.
@@ -153,6 +161,8 @@ impl Default for EmulatorConfig {
             max_events_per_connect: 1_000,
             query_batch_size: 2_000,
             daily_api_requests: 100_000,
+            concurrent_clients: 1_000,
+            daily_streaming_events: 200_000,
             faults_enabled: false,
             pubsub_bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             pubsub_tls: None,

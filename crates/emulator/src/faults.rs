@@ -33,6 +33,20 @@ pub struct Faults {
     pubsub_busy: AtomicU32,
     /// Logins fail until then.
     login_outage_until: parking_lot::Mutex<Option<Instant>>,
+    /// Streaming allocations set at run time, over the config's.
+    limits: parking_lot::Mutex<StreamingLimits>,
+}
+
+/// The streaming allocations an org enforces, set at run time
+/// (`POST /_emulator/faults/limits`); `None` keeps the config's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct StreamingLimits {
+    /// The most CometD clients at once.
+    #[serde(default)]
+    pub concurrent_clients: Option<usize>,
+    /// The daily streaming event deliveries.
+    #[serde(default)]
+    pub daily_events: Option<u64>,
 }
 
 /// What a refused subscribe says unless told otherwise.
@@ -46,6 +60,16 @@ fn take(counter: &AtomicU32) -> bool {
 }
 
 impl Faults {
+    /// Sets the streaming allocations (`None`: the config's).
+    pub fn set_streaming_limits(&self, limits: StreamingLimits) {
+        *self.limits.lock() = limits;
+    }
+
+    /// The streaming allocations set at run time.
+    pub fn streaming_limits(&self) -> StreamingLimits {
+        *self.limits.lock()
+    }
+
     /// Closes the socket of the next `count` connect requests instead of answering.
     pub fn drop_connects(&self, count: u32) {
         self.drop_connects.store(count, Ordering::Release);
@@ -234,6 +258,10 @@ async fn arm(
         "busy" | "pubsub-busy" => org.faults.pubsub_busy(count_n),
         "drop-streams" => org.pubsub.drop_streams(),
         "login-outage" => org.faults.login_outage(Duration::from_millis(count.ms)),
+        "limits" => {
+            let limits: StreamingLimits = serde_json::from_slice(&body).unwrap_or_default();
+            org.faults.set_streaming_limits(limits);
+        }
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();
             org.streaming
@@ -245,7 +273,7 @@ async fn arm(
                 axum::Json(json!({"error": format!("unknown fault '{other}'"),
                     "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
                         "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
-                        "refuse-subscribes", "fail-logins", "login-outage", "busy", "drop-streams"]})),
+                        "refuse-subscribes", "fail-logins", "login-outage", "busy", "drop-streams", "limits"]})),
             )
                 .into_response();
         }

@@ -79,6 +79,22 @@ impl Org {
         self.api_requests.load(Ordering::Relaxed)
     }
 
+    /// The most CometD clients at once (set at run time, else the config's).
+    pub fn concurrent_clients_limit(&self) -> usize {
+        self.faults
+            .streaming_limits()
+            .concurrent_clients
+            .unwrap_or(self.config.concurrent_clients)
+    }
+
+    /// The daily streaming event deliveries (set at run time, else the config's).
+    pub fn daily_streaming_events_limit(&self) -> u64 {
+        self.faults
+            .streaming_limits()
+            .daily_events
+            .unwrap_or(self.config.daily_streaming_events)
+    }
+
     /// Creates a record (or publishes a platform event) and raises its events.
     pub fn create_record(
         &self,

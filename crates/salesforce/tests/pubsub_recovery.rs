@@ -13,7 +13,9 @@ use std::time::Duration;
 use serde_json::json;
 use sfstream_salesforce::Delivery;
 use sfstream_salesforce::pubsub::{PubSubError, PubSubEvent};
-use sfstream_salesforce::replay::{MemoryStore, OpaqueMarker, ReplayFrom, ReplayStore};
+use sfstream_salesforce::replay::{
+    ExpiredReplayId, MemoryStore, OpaqueMarker, ReplayFrom, ReplayStore,
+};
 use support::{ACCOUNTS, assert_increasing, config, next, number, numbers, org, org_with, take};
 
 fn reconnects(org: &support::Org) -> usize {
@@ -67,11 +69,28 @@ async fn a_corrupt_stored_replay_id_falls_back_and_the_marker_is_replaced() {
         .await
         .expect("connects");
     client.subscribe(ACCOUNTS).await.expect("subscribes");
+    // Never silent: a gap first (no creation time is known for the marker).
+    let gap = take(&mut messages, 1).await.remove(0);
+    let window = gap.gap.clone().expect("a gap first");
+    assert_eq!(window.channel, ACCOUNTS);
+    assert_eq!(window.from, None);
+    assert_eq!(window.fallback, ReplayFrom::All);
+    assert_eq!(
+        window.expired_replay_id,
+        ExpiredReplayId::Opaque(sfstream_pubsub::replay_id::to_text(b"not a replay id"))
+    );
+    assert_eq!(gap.line_data(), window.to_json());
+    gap.ack(); // does nothing
     let got = take(&mut messages, 2).await;
+    assert!(got.iter().all(|m| m.gap.is_none()));
     assert_eq!(
         org.count(
             |e| matches!(e, PubSubEvent::ReplayFallback { fallback, .. } if fallback == "EARLIEST")
         ),
+        1
+    );
+    assert_eq!(
+        org.count(|e| matches!(e, PubSubEvent::Gap(g) if g == &window)),
         1
     );
     assert_eq!(reconnects(&org), 0);
@@ -166,6 +185,11 @@ async fn an_expired_replay_id_falls_back_to_latest() {
     org.wait_subscribed(ACCOUNTS).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     org.accounts(1);
+    // The gap first: from the stored marker's event to the fallback.
+    let gap = take(&mut messages, 1).await.remove(0).gap.expect("a gap");
+    assert_eq!(gap.from, stored.created);
+    assert!(gap.from.is_some(), "the marker kept its event's time");
+    assert_eq!(gap.fallback, ReplayFrom::New);
     let new = take(&mut messages, 1).await;
     assert!(number(&new[0].replay_id) > number(&got[2].replay_id));
     client.close().await;

@@ -10,7 +10,9 @@ use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason};
 use sfstream_emulator::{Emulator, EmulatorConfig};
-use sfstream_salesforce::replay::{FileStore, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore};
+use sfstream_salesforce::replay::{
+    ExpiredReplayId, FileStore, Gap, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore,
+};
 use sfstream_salesforce::streaming::payload::PushTopicEvent;
 use sfstream_salesforce::{
     Authenticator, Credentials, Delivery, LoginUrl, StreamEvent, StreamMessages, StreamingClient,
@@ -448,8 +450,9 @@ async fn expired_replay_ids_fall_back_or_fail_clearly() {
 
     // Without a fallback: a clear error naming the channel and the id.
     let store = Arc::new(MemoryStore::new());
+    let created = chrono::DateTime::from_timestamp(1_700_000_000, 0);
     store
-        .advance(TOPIC, ReplayMarker::new(first, None))
+        .advance(TOPIC, ReplayMarker::new(first, created))
         .await
         .expect("seed marker");
     let (client, _messages) = org
@@ -473,9 +476,23 @@ async fn expired_replay_ids_fall_back_or_fail_clearly() {
         .connect()
         .await
         .expect("connects");
+    let before = chrono::Utc::now();
     client.subscribe(TOPIC).await.expect("falls back");
+    // Never silent: the stream says first what may be missing.
+    let gap = next_gap(&mut messages).await;
+    assert_eq!(gap.channel, TOPIC);
+    assert_eq!(gap.from, created, "from the expired marker's event");
+    assert!(gap.to >= before && gap.to <= chrono::Utc::now(), "{gap:?}");
+    assert_eq!(gap.fallback, ReplayFrom::All);
+    assert_eq!(gap.expired_replay_id, ExpiredReplayId::Number(first));
     let ids = take(&mut messages, 1).await;
     assert_eq!(ids, vec![org.latest()]);
+    assert!(
+        org.events
+            .lock()
+            .iter()
+            .any(|e| matches!(e, StreamEvent::Gap(g) if g == &gap))
+    );
     assert!(org.events.lock().iter().any(|e| matches!(e,
         StreamEvent::ReplayFallback { expired_replay_id, fallback: ReplayFrom::All, .. } if *expired_replay_id == first)));
     client.flush().await;
@@ -524,6 +541,12 @@ async fn a_new_fallback_on_an_automatic_resubscribe_keeps_the_markers_acknowledg
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The gap comes before the events of the fallback subscription, from
+    // the creation of the last event received.
+    let gap = next_gap(&mut messages).await;
+    assert_eq!(gap.fallback, ReplayFrom::New);
+    assert_eq!(gap.expired_replay_id, ExpiredReplayId::Number(first));
+    assert!(gap.from.is_some_and(|from| from <= gap.to), "{gap:?}");
     // Events of the fallback subscription, acknowledged at once.
     org.contacts(3);
     let mut last = 0;
@@ -552,6 +575,20 @@ async fn a_new_fallback_on_an_automatic_resubscribe_keeps_the_markers_acknowledg
         .subscribe(TOPIC)
         .await
         .expect("resumes from the stored marker");
+}
+
+/// Takes the next item, which must be a gap.
+async fn next_gap(messages: &mut StreamMessages) -> Gap {
+    let message = tokio::time::timeout(Duration::from_secs(15), messages.next())
+        .await
+        .expect("an item within 15 s")
+        .expect("open")
+        .expect("not an error");
+    assert!(message.marker.is_none());
+    let data = message.data_value().expect("JSON");
+    let gap = message.gap.expect("a gap first");
+    assert_eq!(data, gap.to_json());
+    gap
 }
 
 /// Takes the next event and acknowledges it; returns its replay id.

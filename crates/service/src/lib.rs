@@ -96,6 +96,16 @@
 //! not stop the service: its other channels keep delivering, and the
 //! health check (or an orchestrator watching it) decides on a restart.
 //!
+//! # Gaps
+//!
+//! When a stored replay id has left retention and `REPLAY_FALLBACK` is set,
+//! the channel starts again from `NEW` or `ALL`, and the events between may
+//! be missed. That is never silent: a warning names the channel and the
+//! window, `sfstream_gaps_total` counts it, and [`Service::on_gap`]
+//! handlers get the [`Gap`]. Stored markers nearing retention (18 h of
+//! 24, 60 h of 72) are warned about at start and while running, and
+//! `sfstream_marker_age_seconds` shows each channel's.
+//!
 //! # More entrypoint kinds
 //!
 //! The [runtime] runs groups of [`Entrypoints`], each providing what it
@@ -136,3 +146,4 @@ pub use handler::{
 };
 pub use runtime::{ContextBuilder, Entrypoints, RunningEntrypoints, ServiceContext};
 pub use service::{RunningService, Service};
+pub use sfstream_salesforce::replay::Gap;

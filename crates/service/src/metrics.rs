@@ -15,6 +15,8 @@
 //! | `sfstream_reconnects_total` | counter | |
 //! | `sfstream_leading` | gauge (cluster mode): 1 while this replica leads the channel | `channel` |
 //! | `sfstream_lease_changes_total` | counter (cluster mode): leases taken (`change="lead"`) and given up (`change="step_down"`) | `channel`, `change` |
+//! | `sfstream_marker_age_seconds` | gauge: now minus the creation time of the event of the channel's stored marker (on commit, and from the store every 30 s) | `channel` |
+//! | `sfstream_gaps_total` | counter: replay fallbacks after an expired marker (a [`Gap`](sfstream_salesforce::replay::Gap)) | `channel` |
 //!
 //! Every metric carries the label `service`. `channel` is the
 //! subscription as subscribed, `?filter` included.
@@ -280,6 +282,23 @@ impl ServiceMetrics {
                 .lock()
                 .values()
                 .any(|s| matches!(s, ChannelState::Failed { .. }))
+    }
+
+    /// Sets `sfstream_marker_age_seconds` of `channel`.
+    pub fn set_marker_age(&self, channel: &str, age: std::time::Duration) {
+        let labels = vec![Label::new("channel", channel.to_string())];
+        self.recorder
+            .register_gauge(
+                &Key::from_parts("sfstream_marker_age_seconds", labels),
+                &METADATA,
+            )
+            .set(age.as_secs_f64());
+    }
+
+    /// Counts a gap of `channel` (`sfstream_gaps_total`).
+    pub fn gap(&self, channel: &str) {
+        self.counter("sfstream_gaps_total", &[("channel", channel.to_string())])
+            .increment(1);
     }
 
     /// Counts a reconnection of the streaming session.

@@ -72,6 +72,22 @@ impl Received {
         }
     }
 
+    /// The gap this item reports instead of an event, if it is one.
+    pub(crate) fn gap(&self) -> Option<&sfstream_salesforce::replay::Gap> {
+        match self {
+            Received::CometD(message) => message.gap.as_ref(),
+            Received::PubSub { message, .. } => message.gap.as_ref(),
+        }
+    }
+
+    /// When the event was created, if known.
+    pub(crate) fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Received::CometD(message) => message.marker.and_then(|m| m.created),
+            Received::PubSub { message, .. } => message.created,
+        }
+    }
+
     /// Commits its marker (acknowledged delivery).
     pub(crate) fn ack(&self) {
         match self {

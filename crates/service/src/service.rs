@@ -157,6 +157,33 @@ impl Service {
         self
     }
 
+    /// Calls `handler` with every [`Gap`](sfstream_salesforce::replay::Gap)
+    /// of the service's channels: a stored replay id had expired and the
+    /// channel fell back to `REPLAY_FALLBACK` (`NEW` or `ALL`), so the
+    /// events of the gap's window may have been missed (with `NEW`, all of
+    /// them; with `ALL`, those that aged out). A gap is not an event: no
+    /// entrypoint handler sees it, and it moves no marker. Gap handlers run
+    /// one after another, each bounded by `HANDLER_TIMEOUT`; without one,
+    /// gaps are logged (always) and counted (`sfstream_gaps_total`).
+    ///
+    /// ```
+    /// use sfstream_service::{Gap, Service};
+    ///
+    /// let service = Service::new("s").on_gap(|gap: Gap| async move {
+    ///     eprintln!("{} may have missed events from {:?} to {}", gap.channel, gap.from, gap.to);
+    /// });
+    /// ```
+    #[must_use]
+    pub fn on_gap<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: Fn(sfstream_salesforce::replay::Gap) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let handler: crate::streaming::GapHandler = Arc::new(move |gap| Box::pin(handler(gap)));
+        self.group::<StreamingEntrypoints>().on_gap(handler);
+        self
+    }
+
     /// Adds a Nameko RPC method (`@rpc`) named `name` with the Python
     /// `signature` its callers must bind to: calls that do not get
     /// Nameko's `IncorrectSignature`, unknown methods `MethodNotFound`.

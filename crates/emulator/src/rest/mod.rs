@@ -147,8 +147,8 @@ async fn limits(State(org): State<Arc<Org>>, _authed: Authed) -> Response {
     let limit = |max: u64, used: u64| json!({"Max": max, "Remaining": max.saturating_sub(used)});
     axum::Json(json!({
         "DailyApiRequests": limit(max, used),
-        "DailyStreamingApiEvents": limit(200_000, delivered),
-        "DailyDurableStreamingApiEvents": limit(200_000, delivered),
+        "DailyStreamingApiEvents": limit(org.daily_streaming_events_limit(), delivered),
+        "DailyDurableStreamingApiEvents": limit(org.daily_streaming_events_limit(), delivered),
         "DailyGenericStreamingApiEvents": limit(10_000, 0),
         "DailyDeliveredPlatformEvents": limit(50_000, delivered),
         "HourlyPublishedPlatformEvents": limit(250_000, raised),

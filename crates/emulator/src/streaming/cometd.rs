@@ -168,9 +168,19 @@ async fn handle(
             response.extensions_mut().insert(DropConnection);
             return response;
         }
-        let (delivered, reply) = long_poll(streaming, &pending.client_id, pending.id).await;
-        events = delivered;
-        replies.extend(reply);
+        let delivered = streaming.stats().events_delivered.load(Ordering::Relaxed);
+        if delivered >= org.daily_streaming_events_limit() {
+            // The session stays; nothing is delivered until the allocation frees up.
+            replies.push(
+                json!({"clientId": pending.client_id, "channel": "/meta/connect",
+                "id": pending.id, "successful": false,
+                "error": "403::Organization total events daily limit exceeded"}),
+            );
+        } else {
+            let (delivered, reply) = long_poll(streaming, &pending.client_id, pending.id).await;
+            events = delivered;
+            replies.extend(reply);
+        }
     }
     let mut response = if org.faults.take_malformed() {
         Response::new(Body::from(
@@ -258,6 +268,13 @@ fn handshake(org: &Org, authenticated: bool, id: Value) -> (Value, Option<String
         inner
             .clients
             .retain(|_, c| c.connect_outstanding || c.last_seen.elapsed() <= timeout);
+        if inner.clients.len() >= org.concurrent_clients_limit() {
+            return (
+                json!({"channel": "/meta/handshake", "id": id, "successful": false,
+                    "error": "403::Organization concurrent user limit exceeded"}),
+                None,
+            );
+        }
         inner
             .clients
             .insert(client_id.clone(), Client::new(browser.clone()));

@@ -20,7 +20,7 @@ use super::publish::{Published, Publisher};
 use super::schema::{Schemas, get_schema, get_topic};
 use super::subscription::{Kind, Start, Subscription};
 use crate::auth::Authenticator;
-use crate::replay::{MemoryStore, ReplayFrom, ReplayStore};
+use crate::replay::{MemoryStore, ReplayFrom, ReplayStore, warn_if_old};
 use crate::streaming::Delivery;
 
 /// How long the server may stay silent while it owes events: its keepalive
@@ -293,13 +293,18 @@ impl PubSubClient {
 
     /// Subscribes to `topic` (`/event/Order__e`, `/data/AccountChangeEvent`),
     /// starting after its stored marker, or from the default replay preset
-    /// when nothing is stored. Checks the topic first (GetTopic).
+    /// when nothing is stored. Checks the topic first (GetTopic). A stored
+    /// marker older than its topic's
+    /// [`warn_age`](crate::replay::warn_age) is logged as a warning.
     pub async fn subscribe(&self, topic: &str) -> Result<(), PubSubError> {
-        let start = match self.inner.store.get_opaque(topic).await? {
-            Some(marker) => Start::Custom(marker.replay_id),
-            None => Start::Preset(self.inner.default_preset),
+        let (start, created) = match self.inner.store.get_opaque(topic).await? {
+            Some(marker) => {
+                warn_if_old(topic, marker.created);
+                (Start::Custom(marker.replay_id), marker.created)
+            }
+            None => (Start::Preset(self.inner.default_preset), None),
         };
-        self.start(topic, start, true).await
+        self.start_at(topic, start, created).await
     }
 
     /// Subscribes to `topic` from `ReplayFrom::New`/`All`, or from a replay
@@ -314,7 +319,7 @@ impl PubSubClient {
             Some(id) => Start::Custom(id),
             None => Start::Preset(preset(from)?),
         };
-        self.start(topic, start, true).await
+        self.start_at(topic, start, None).await
     }
 
     /// Subscribes through a managed subscription (`ManagedSubscribe`, by
@@ -329,6 +334,7 @@ impl PubSubClient {
             developer_name,
             kind,
             Start::Preset(ReplayPreset::Latest),
+            None,
         )
         .await
     }
@@ -342,9 +348,14 @@ impl PubSubClient {
         }
     }
 
-    async fn start(&self, topic: &str, start: Start, check: bool) -> Result<(), PubSubError> {
+    async fn start_at(
+        &self,
+        topic: &str,
+        start: Start,
+        created: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), PubSubError> {
         self.check_free(topic)?;
-        if check {
+        {
             let info = self.get_topic(topic).await?;
             if !info.can_subscribe {
                 return Err(PubSubError::NotPermitted {
@@ -356,7 +367,7 @@ impl PubSubClient {
         let kind = Kind::Topic {
             fallback: self.inner.fallback,
         };
-        self.spawn(topic, topic, kind, start).await
+        self.spawn(topic, topic, kind, start, created).await
     }
 
     fn check_free(&self, key: &str) -> Result<(), PubSubError> {
@@ -382,9 +393,10 @@ impl PubSubClient {
         topic: &str,
         kind: Kind,
         start: Start,
+        created: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<(), PubSubError> {
         let (first_open, opened) = tokio::sync::oneshot::channel();
-        self.spawn_task(key, topic, kind, start, first_open)?;
+        self.spawn_task(key, topic, kind, (start, created), first_open)?;
         let _ = tokio::time::timeout(self.inner.connection.rpc_timeout, opened).await;
         Ok(())
     }
@@ -394,7 +406,7 @@ impl PubSubClient {
         key: &str,
         topic: &str,
         kind: Kind,
-        start: Start,
+        (start, start_created): (Start, Option<chrono::DateTime<chrono::Utc>>),
         first_open: tokio::sync::oneshot::Sender<()>,
     ) -> Result<(), PubSubError> {
         let inner = &self.inner;
@@ -419,6 +431,7 @@ impl PubSubClient {
             topic: topic.into(),
             kind,
             start,
+            start_created,
             connection: inner.connection.clone(),
             schemas: inner.schemas.clone(),
             shared,

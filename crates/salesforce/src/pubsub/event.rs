@@ -42,6 +42,10 @@ pub enum PubSubEvent {
         /// `LATEST` or `EARLIEST`.
         fallback: String,
     },
+    /// The events of this window may have been missed (a replay
+    /// fallback): also an item of the message stream
+    /// ([`PubSubMessage::gap`](super::PubSubMessage::gap)).
+    Gap(crate::replay::Gap),
     /// A keepalive's latest replay id was committed as the topic's marker
     /// (nothing delivered was awaiting its commit).
     KeepaliveMarker {
@@ -83,8 +87,9 @@ impl Emitter {
                 refused_replay_id,
                 fallback,
             } => {
-                tracing::warn!(%topic, %refused_replay_id, %fallback, "Pub/Sub: replay id refused; resubscribed with the fallback")
+                tracing::info!(%topic, %refused_replay_id, %fallback, "Pub/Sub: replay id refused; resubscribed with the fallback")
             }
+            PubSubEvent::Gap(gap) => gap.log(),
             PubSubEvent::KeepaliveMarker { topic } => {
                 tracing::trace!(%topic, "Pub/Sub: keepalive marker committed")
             }

@@ -13,7 +13,7 @@ use tokio::sync::{Notify, mpsc};
 
 use super::commit::Commit;
 use super::error::PubSubError;
-use crate::replay::OpaqueMarker;
+use crate::replay::{Gap, OpaqueMarker};
 use crate::streaming::Delivery;
 
 /// What a subscription shares with the stream and its messages.
@@ -27,6 +27,9 @@ pub(crate) struct TopicShared {
     pub(crate) notify: Notify,
     /// The topic's local sequence: the order its events arrived in.
     pub(crate) seq: AtomicU64,
+    /// When the newest delivered event was created, if known (the start
+    /// of a gap, should its replay id expire).
+    pub(crate) last_created: parking_lot::Mutex<Option<DateTime<Utc>>>,
 }
 
 impl TopicShared {
@@ -66,6 +69,12 @@ pub struct PubSubMessage {
     /// `CreatedDate` (both epoch milliseconds). Stored with its marker, so
     /// the marker's age against retention is known.
     pub created: Option<DateTime<Utc>>,
+    /// Set when this item is not an event but a [`Gap`]: a stored replay
+    /// id was refused and the topic fell back, so the events of this
+    /// window may be missed. The other fields are then empty,
+    /// [`line_data`](Self::line_data) is the gap as JSON (`{"gap": {…}}`)
+    /// and [`ack`](Self::ack) does nothing.
+    pub gap: Option<Gap>,
     pub(crate) key: Arc<str>,
     pub(crate) seq: u64,
     pub(crate) ack_to: Option<AckTo>,
@@ -74,6 +83,24 @@ pub struct PubSubMessage {
 }
 
 impl PubSubMessage {
+    /// The stream item of a gap of `key`.
+    pub(crate) fn of_gap(key: Arc<str>, gap: Gap) -> Self {
+        PubSubMessage {
+            topic: gap.channel.clone(),
+            schema_id: String::new(),
+            event_id: String::new(),
+            payload: Value::Null,
+            replay_id: Vec::new(),
+            created: None,
+            gap: Some(gap),
+            key,
+            seq: 0,
+            ack_to: None,
+            shared: None,
+            acked: AtomicBool::new(true),
+        }
+    }
+
     /// The replay id as text (base64).
     pub fn replay_id_text(&self) -> String {
         sfstream_pubsub::replay_id::to_text(&self.replay_id)
@@ -81,7 +108,12 @@ impl PubSubMessage {
 
     /// The line the CLI prints for this event:
     /// `{"schema": <schema id>, "payload": {…}, "event": {"replayId": "<base64>"}}`.
+    ///
+    /// For a [gap](Self::gap): `{"gap": {…}}` ([`Gap::to_json`]).
     pub fn line_data(&self) -> Value {
+        if let Some(gap) = &self.gap {
+            return gap.to_json();
+        }
         json!({
             "schema": self.schema_id,
             "payload": self.payload,
@@ -151,6 +183,10 @@ impl PubSubMessages {
     }
 
     fn hand_out(&self, shared: Arc<TopicShared>, item: &mut Result<PubSubMessage, PubSubError>) {
+        if matches!(item, Ok(message) if message.gap.is_some()) {
+            // Not an event the server sent: flow control does not count it.
+            return;
+        }
         shared.taken.fetch_add(1, Ordering::AcqRel);
         if let Ok(message) = item {
             match self.delivery {

@@ -22,7 +22,7 @@ use super::event::PubSubEvent;
 use super::flow::Flow;
 use super::message::{AckTo, Item, PubSubMessage, TopicShared};
 use super::schema::Schemas;
-use crate::replay::OpaqueMarker;
+use crate::replay::{ExpiredReplayId, Gap, OpaqueMarker, ReplayFrom};
 
 /// Where a stream starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub(crate) struct Subscription {
     pub(crate) topic: Arc<str>,
     pub(crate) kind: Kind,
     pub(crate) start: Start,
+    /// When the event of a `Custom` start was created, if known.
+    pub(crate) start_created: Option<chrono::DateTime<chrono::Utc>>,
     pub(crate) connection: Arc<Connection>,
     pub(crate) schemas: Arc<Schemas>,
     pub(crate) shared: Arc<TopicShared>,
@@ -95,6 +97,7 @@ impl Subscription {
         // Items of an earlier subscription of the topic were counted by it.
         let mut taken_seen = self.shared.taken.load(Ordering::Acquire);
         let mut start = self.start.clone();
+        let mut start_created = self.start_created;
         let mut attempt = 0u32;
         let mut failing_since: Option<Instant> = None;
         // Re-logins since the last healthy stream: a token refused again
@@ -120,6 +123,7 @@ impl Subscription {
                 .await;
             if let Some(resume) = resume {
                 start = Start::Custom(resume);
+                start_created = *self.shared.last_created.lock();
             }
             // The server accepting the stream is a working connection (the
             // connection timeout starts again); delivering is progress (so
@@ -188,6 +192,23 @@ impl Subscription {
                             refused_replay_id: sfstream_pubsub::replay_id::to_text(refused),
                             fallback: fallback.as_str_name().to_string(),
                         });
+                        let gap = Gap {
+                            channel: self.topic.to_string(),
+                            from: start_created.take(),
+                            to: chrono::Utc::now(),
+                            fallback: match fallback {
+                                ReplayPreset::Earliest => ReplayFrom::All,
+                                _ => ReplayFrom::New,
+                            },
+                            expired_replay_id: ExpiredReplayId::Opaque(
+                                sfstream_pubsub::replay_id::to_text(refused),
+                            ),
+                        };
+                        self.connection.emit.send(PubSubEvent::Gap(gap.clone()));
+                        // In the stream before any event of the new one.
+                        if !self.send(Ok(PubSubMessage::of_gap(self.topic.clone(), gap))) {
+                            return;
+                        }
                         start = Start::Preset(fallback);
                         continue;
                     }
@@ -404,10 +425,15 @@ impl Subscription {
         let seq = self.shared.next_seq();
         let item = match decode_event(&self.connection, &self.schemas, &self.topic, event).await {
             Ok(decoded) => Ok(PubSubMessage {
+                gap: None,
                 topic: self.topic.to_string(),
                 schema_id: decoded.schema_id,
                 event_id: decoded.event_id,
-                created: super::message::created_of(&decoded.payload),
+                created: {
+                    let created = super::message::created_of(&decoded.payload);
+                    *self.shared.last_created.lock() = created;
+                    created
+                },
                 payload: decoded.payload,
                 replay_id: replay_id.clone(),
                 key: self.topic.clone(),

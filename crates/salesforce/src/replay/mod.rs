@@ -19,6 +19,10 @@
 //!   id), kept by every store apart from the integer markers
 //!   ([`ReplayStore::get_opaque`] and friends).
 //!
+//! - [`warn_age`]: when a stored marker nears its channel's [`retention`]
+//!   (the clients warn when they start from such a marker); [`Gap`]: the
+//!   window of events that may be missed after an expired marker.
+//!
 //! Stores key markers by subscription, exactly as subscribed: a channel
 //! (`/topic/X`, the Python-compatible key) or a channel with its filter
 //! (`/topic/X?Status__c='Open'`), which is a stream of its own. They never
@@ -27,7 +31,9 @@
 
 #![warn(missing_docs)]
 
+mod age;
 mod file;
+mod gap;
 mod marker;
 mod memory;
 mod opaque;
@@ -38,7 +44,11 @@ mod uri;
 pub use self::redis::{
     DEFAULT_CREATED_PREFIX, DEFAULT_ID_PREFIX, DEFAULT_OPAQUE_PREFIX, Fence, RedisStore,
 };
+pub use age::{
+    AgeStatus, WarnAges, age_status, marker_age, set_warn_ages, warn_age, warn_ages, warn_if_old,
+};
 pub use file::FileStore;
+pub use gap::{ExpiredReplayId, Gap};
 pub use marker::{ParseReplayFromError, ReplayFrom, ReplayMarker, ReplayOption};
 pub use memory::MemoryStore;
 pub use opaque::OpaqueMarker;

@@ -13,10 +13,15 @@ use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
 use tokio::sync::mpsc;
 
 use super::commit::{CLOSE_TIMEOUT, Commit, FLUSH_TIMEOUT, FlushError, commit_loop};
-use super::extension::{Received, SalesforceExtension, is_auth_failure, is_invalid_replay_id};
+use super::extension::{
+    DEFAULT_LIMIT_RETRY, MAX_PENDING_GAPS, Received, SalesforceExtension, is_auth_failure,
+    is_invalid_replay_id, slow_retry,
+};
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
-use crate::replay::{MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, start_point};
+use crate::replay::{
+    Gap, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, warn_if_old,
+};
 
 /// When a channel's replay marker is committed to the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -100,6 +105,9 @@ pub enum StreamEvent {
         /// What it resubscribed with.
         fallback: ReplayFrom,
     },
+    /// The events of this window may have been missed (a replay fallback):
+    /// also an item of the message stream ([`StreamMessage::gap`]).
+    Gap(Gap),
     /// Writing markers to the store failed; it is retried.
     StoreFailed {
         /// The store's error.
@@ -119,6 +127,7 @@ pub struct StreamingClientBuilder {
     max_pending: usize,
     connection_timeout: Option<Duration>,
     backoff: Backoff,
+    limit_retry: Duration,
     on_event: Option<EventHandler>,
 }
 
@@ -183,6 +192,17 @@ impl StreamingClientBuilder {
         self
     }
 
+    /// The least delay before retrying when Salesforce refuses the session
+    /// for a spent org allocation (`403::Organization total events daily
+    /// limit exceeded`, `403::Organization concurrent user limit exceeded`);
+    /// it doubles per further refusal (up to 8 times), and the client stops
+    /// with the refusal once the connection timeout passes. Default 5
+    /// minutes: a reconnect storm would only burn the allocation.
+    pub fn limit_retry(mut self, delay: Duration) -> Self {
+        self.limit_retry = delay;
+        self
+    }
+
     /// Called for every [`StreamEvent`].
     pub fn on_event(mut self, handler: impl Fn(&StreamEvent) + Send + Sync + 'static) -> Self {
         self.on_event = Some(Arc::new(handler));
@@ -200,10 +220,12 @@ impl StreamingClientBuilder {
         // One queue for markers and fallback notices: the loop applies them
         // in the order they happened.
         let (commits, commit_rx) = mpsc::unbounded_channel();
+        let (gaps, gap_rx) = mpsc::channel(MAX_PENDING_GAPS);
         let extension = Arc::new(SalesforceExtension::new(
             session.access_token.expose(),
             self.fallback,
             commits.clone(),
+            gaps,
         ));
         let relogin = Arc::new(Relogin {
             authenticator: self.authenticator.clone(),
@@ -218,6 +240,7 @@ impl StreamingClientBuilder {
                 .extension(extension.clone())
                 .reauthenticate(relogin)
                 .auth_failure(Arc::new(is_auth_failure))
+                .slow_retry(slow_retry(self.limit_retry))
                 .max_pending(self.max_pending)
                 .connection_timeout(self.connection_timeout)
                 .backoff(self.backoff)
@@ -237,6 +260,7 @@ impl StreamingClientBuilder {
         };
         let stream = StreamMessages {
             inner: messages,
+            gaps: gap_rx,
             delivery: self.delivery,
             commits,
             extension: client.extension.clone(),
@@ -295,8 +319,9 @@ impl StreamEvent {
                 expired_replay_id,
                 fallback,
             } => {
-                tracing::warn!(%channel, expired_replay_id, %fallback, "replay id outside the retention window; resubscribed with the fallback")
+                tracing::info!(%channel, expired_replay_id, %fallback, "replay id outside the retention window; resubscribed with the fallback")
             }
+            StreamEvent::Gap(gap) => gap.log(),
             StreamEvent::StoreFailed { error } => {
                 tracing::warn!(%error, "writing replay markers failed; retrying")
             }
@@ -359,6 +384,7 @@ impl StreamingClient {
             max_pending: crate::DEFAULT_MAX_PENDING,
             connection_timeout: Some(crate::defaults::DEFAULT_CONNECTION_TIMEOUT),
             backoff: Backoff::default(),
+            limit_retry: DEFAULT_LIMIT_RETRY,
             on_event: None,
         }
     }
@@ -371,9 +397,18 @@ impl StreamingClient {
     /// Salesforce allows one subscription per channel in a session: a
     /// second one with another filter is refused
     /// ([`StreamingError::FilterConflict`]).
+    ///
+    /// A stored marker older than its channel's
+    /// [`warn_age`](crate::replay::warn_age) is logged as a warning.
     pub async fn subscribe(&self, channel: &str) -> Result<(), StreamingError> {
-        let from = start_point(self.store.as_ref(), channel, self.default_replay).await?;
-        self.subscribe_from(channel, from).await
+        let (from, created) = match self.store.get(channel).await? {
+            Some(marker) => {
+                warn_if_old(channel, marker.created);
+                (ReplayFrom::Id(marker.replay_id), marker.created)
+            }
+            None => (self.default_replay, None),
+        };
+        self.subscribe_at(channel, from, created).await
     }
 
     /// Subscribes to a channel from an explicit point, ignoring the store.
@@ -382,7 +417,16 @@ impl StreamingClient {
         channel: &str,
         from: ReplayFrom,
     ) -> Result<(), StreamingError> {
-        if let Err(held) = self.extension.claim(channel, from) {
+        self.subscribe_at(channel, from, None).await
+    }
+
+    async fn subscribe_at(
+        &self,
+        channel: &str,
+        from: ReplayFrom,
+        created: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<(), StreamingError> {
+        if let Err(held) = self.extension.claim_at(channel, from, created) {
             return Err(StreamingError::FilterConflict {
                 subscription: channel.to_string(),
                 held,
@@ -473,10 +517,29 @@ pub struct StreamMessage {
     pub data: Box<RawValue>,
     /// Its replay marker, when it has one.
     pub marker: Option<ReplayMarker>,
+    /// Set when this item is not an event but a [`Gap`]: a stored replay
+    /// id had expired and the subscription fell back, so the events of
+    /// this window may be missed. `data` is then the gap as JSON
+    /// (`{"gap": {…}}`, [`Gap::to_json`]), `marker` is `None` and
+    /// [`ack`](Self::ack) does nothing.
+    pub gap: Option<Gap>,
     commits: Option<mpsc::UnboundedSender<Commit>>,
 }
 
 impl StreamMessage {
+    fn of_gap(gap: Gap) -> Self {
+        let data =
+            serde_json::value::to_raw_value(&gap.to_json()).unwrap_or_else(|_| unreachable_null());
+        StreamMessage {
+            channel: crate::replay::channel_key(&gap.channel).to_string(),
+            subscription: gap.channel.clone(),
+            data,
+            marker: None,
+            gap: Some(gap),
+            commits: None,
+        }
+    }
+
     /// The data as a JSON value.
     pub fn data_value(&self) -> serde_json::Result<serde_json::Value> {
         serde_json::from_str(self.data.get())
@@ -510,6 +573,7 @@ impl StreamMessage {
 #[derive(Debug)]
 pub struct StreamMessages {
     inner: Messages,
+    gaps: mpsc::Receiver<Gap>,
     delivery: Delivery,
     commits: mpsc::UnboundedSender<Commit>,
     extension: Arc<SalesforceExtension>,
@@ -558,6 +622,7 @@ impl StreamMessages {
                     channel: message.channel,
                     data,
                     marker,
+                    gap: None,
                     commits,
                 })
             }
@@ -585,6 +650,11 @@ impl Stream for StreamMessages {
     type Item = Result<StreamMessage, StreamingError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // A gap is queued before the subscribe that follows it goes out:
+        // taking gaps first puts it before that subscription's events.
+        if let Poll::Ready(Some(gap)) = self.gaps.poll_recv(cx) {
+            return Poll::Ready(Some(Ok(StreamMessage::of_gap(gap))));
+        }
         match Pin::new(&mut self.inner).poll_next(cx) {
             Poll::Ready(Some(item)) => Poll::Ready(Some(self.convert(item))),
             Poll::Ready(None) => Poll::Ready(None),

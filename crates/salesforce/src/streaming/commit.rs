@@ -235,6 +235,7 @@ impl CommitLoop {
                 channel,
                 expired,
                 fallback,
+                gap,
             }) => {
                 // Only markers taken before the notice are dropped; the
                 // store removal happens before any later marker is written.
@@ -246,6 +247,7 @@ impl CommitLoop {
                     expired_replay_id: expired,
                     fallback,
                 });
+                self.emit.send(StreamEvent::Gap(*gap));
             }
             Commit::Flush {
                 deadline,
@@ -523,6 +525,13 @@ mod tests {
             channel: X.into(),
             expired,
             fallback: ReplayFrom::New,
+            gap: Box::new(crate::replay::Gap {
+                channel: X.into(),
+                from: None,
+                to: chrono::Utc::now(),
+                fallback: ReplayFrom::New,
+                expired_replay_id: crate::replay::ExpiredReplayId::Number(expired),
+            }),
         })
     }
 

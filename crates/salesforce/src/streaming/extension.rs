@@ -15,6 +15,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use parking_lot::{Mutex, RwLock};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::{Value, json};
@@ -24,7 +26,11 @@ use sfstream_bayeux::{
 use tokio::sync::mpsc;
 
 use super::commit::Commit;
-use crate::replay::{ReplayFrom, ReplayMarker};
+use crate::replay::{ExpiredReplayId, Gap, ReplayFrom, ReplayMarker};
+
+/// Most gaps waiting in the message stream (they are few: one per
+/// fallback); past that they are still logged and reported as events.
+pub(crate) const MAX_PENDING_GAPS: usize = 1024;
 
 /// What the extension asks the commit loop to do, in order with the
 /// markers it commits.
@@ -36,8 +42,13 @@ pub(crate) enum Notice {
         channel: String,
         expired: i64,
         fallback: ReplayFrom,
+        /// The window that may be missed.
+        gap: Box<Gap>,
     },
 }
+
+/// An expired replay id, and when its event was created (if known).
+type Expired = (i64, Option<DateTime<Utc>>);
 
 /// Shared state of the Salesforce extension.
 #[derive(Debug)]
@@ -49,9 +60,13 @@ pub(crate) struct SalesforceExtension {
     /// Per channel key: a fallback decided on a refused subscribe (the
     /// expired id), announced when the retried subscribe is sent: the
     /// client may skip the retry, and the announcement must come before any
-    /// event (and marker) of the new subscription.
-    fallbacks: Mutex<HashMap<String, i64>>,
+    /// event (and marker) of the new subscription. With the expired id's
+    /// creation time, when known.
+    fallbacks: Mutex<HashMap<String, Expired>>,
     notices: mpsc::UnboundedSender<Commit>,
+    /// The gaps, for the message stream (in order with its events: a gap
+    /// is queued before the subscribe that follows it is sent).
+    gaps: mpsc::Sender<Gap>,
 }
 
 #[derive(Debug, Default)]
@@ -59,6 +74,9 @@ struct Subscriptions {
     /// Per subscription: where the next subscribe starts (`-1`, `-2`, or
     /// the last replay id received).
     resume: HashMap<String, i64>,
+    /// Per subscription: when the event of its resume point was created,
+    /// when known (the start of a gap, should that point expire).
+    created: HashMap<String, DateTime<Utc>>,
     /// Channel (without filter) to its one subscription.
     by_channel: HashMap<String, Arc<str>>,
 }
@@ -101,6 +119,42 @@ fn is_unknown_channel(error: &ErrorField) -> bool {
             .starts_with("The channel you requested to subscribe to does not exist")
 }
 
+/// Salesforce's refusals for a spent org allocation: retried slowly (a
+/// reconnect storm would burn what is left, and cannot help until the
+/// allocation frees up).
+const LIMIT_ERRORS: [&str; 2] = [
+    "Organization total events daily limit exceeded",
+    "Organization concurrent user limit exceeded",
+];
+
+/// The least delay before retrying after a limit refusal (doubling per
+/// further refusal), unless the builder says otherwise.
+pub const DEFAULT_LIMIT_RETRY: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// Whether a refused reply is one of Salesforce's allocation limits
+/// (`403::Organization total events daily limit exceeded`,
+/// `403::Organization concurrent user limit exceeded`); the error's text
+/// when it is.
+pub fn limit_exceeded(message: &Message) -> Option<ErrorField> {
+    let error = ErrorField::parse(message.error.as_deref()?);
+    (error.code == Some(403) && LIMIT_ERRORS.contains(&error.message.as_str())).then_some(error)
+}
+
+/// The [`sfstream_bayeux::SlowRetryCheck`] of Salesforce: its limit
+/// refusals are retried no sooner than `floor`, with a clear log line.
+pub(crate) fn slow_retry(floor: std::time::Duration) -> sfstream_bayeux::SlowRetryCheck {
+    Arc::new(move |message: &Message| {
+        let error = limit_exceeded(message)?;
+        let what = if error.message.contains("daily") {
+            "the org's daily streaming event allocation is spent (see `limits/` DailyStreamingApiEvents)"
+        } else {
+            "the org's concurrent streaming client allocation is taken (other clients must disconnect)"
+        };
+        tracing::error!(%error, ?floor, "{what}; retrying slowly, within the connection timeout");
+        Some(floor)
+    })
+}
+
 /// Salesforce's texts for "the access token is no good": log in again.
 const AUTH_FAILURES: [&str; 2] = ["Authentication invalid", "Request requires authentication"];
 
@@ -128,6 +182,7 @@ impl SalesforceExtension {
         token: &str,
         fallback: Option<ReplayFrom>,
         notices: mpsc::UnboundedSender<Commit>,
+        gaps: mpsc::Sender<Gap>,
     ) -> Self {
         let extension = Self {
             authorization: RwLock::new(None),
@@ -135,6 +190,7 @@ impl SalesforceExtension {
             fallback,
             fallbacks: Mutex::new(HashMap::new()),
             notices,
+            gaps,
         };
         extension.set_token(token);
         extension
@@ -152,7 +208,19 @@ impl SalesforceExtension {
     /// Takes `subscription` for its channel, starting at `from`; refused
     /// (with the subscription already held) when the channel is held by a
     /// subscription with another filter.
+    #[cfg(test)]
     pub(crate) fn claim(&self, subscription: &str, from: ReplayFrom) -> Result<(), String> {
+        self.claim_at(subscription, from, None)
+    }
+
+    /// [`claim`](Self::claim), with the creation time of the event `from`
+    /// names (a stored marker's), when known.
+    pub(crate) fn claim_at(
+        &self,
+        subscription: &str,
+        from: ReplayFrom,
+        created: Option<DateTime<Utc>>,
+    ) -> Result<(), String> {
         let mut state = self.subscriptions.lock();
         match state.of(subscription) {
             Some(held) if &**held != subscription => return Err(held.to_string()),
@@ -163,6 +231,10 @@ impl SalesforceExtension {
             Arc::from(subscription),
         );
         state.resume.insert(subscription.to_string(), from.as_i64());
+        match created {
+            Some(created) => state.created.insert(subscription.to_string(), created),
+            None => state.created.remove(subscription),
+        };
         // A new start point cancels a fallback that was never sent.
         self.fallbacks.lock().remove(subscription);
         Ok(())
@@ -179,6 +251,7 @@ impl SalesforceExtension {
         self.fallbacks.lock().remove(subscription);
         let mut state = self.subscriptions.lock();
         state.resume.remove(subscription);
+        state.created.remove(subscription);
         if state.of(subscription).is_some_and(|s| &**s == subscription) {
             state.by_channel.remove(channel_name(subscription));
         }
@@ -208,13 +281,26 @@ impl Extension for SalesforceExtension {
             let key = channel_name(subscription).to_string();
             // The fallback is announced when its subscribe is sent, in order
             // with the markers (a retry that is never sent removes nothing).
-            if let Some(expired) = self.fallbacks.lock().remove(subscription)
+            if let Some((expired, created)) = self.fallbacks.lock().remove(subscription)
                 && let Some(fallback) = self.fallback
             {
+                let gap = Gap {
+                    channel: subscription.to_string(),
+                    from: created,
+                    to: Utc::now(),
+                    fallback,
+                    expired_replay_id: ExpiredReplayId::Number(expired),
+                };
+                // Queued before the subscribe goes out, so before any event
+                // of the new subscription.
+                if self.gaps.try_send(gap.clone()).is_err() {
+                    tracing::error!(channel = %subscription, "too many gaps not taken from the stream; this one is only logged and reported as an event");
+                }
                 let _ = self.notices.send(Commit::Notice(Notice::Fallback {
                     channel: subscription.to_string(),
                     expired,
                     fallback,
+                    gap: Box::new(gap),
                 }));
             }
             message
@@ -235,14 +321,24 @@ impl Extension for SalesforceExtension {
             .of(&message.channel)
             .cloned()
             .unwrap_or_else(|| Arc::from(message.channel.as_str()));
-        match state.resume.get_mut(&*subscription) {
-            Some(last) if *last < marker.replay_id => *last = marker.replay_id,
-            Some(_) => {}
+        let moved = match state.resume.get_mut(&*subscription) {
+            Some(last) if *last < marker.replay_id => {
+                *last = marker.replay_id;
+                true
+            }
+            Some(_) => false,
             None => {
                 state
                     .resume
                     .insert(subscription.to_string(), marker.replay_id);
+                true
             }
+        };
+        if moved {
+            match marker.created {
+                Some(created) => state.created.insert(subscription.to_string(), created),
+                None => state.created.remove(&*subscription),
+            };
         }
         drop(state);
         message.attachment = Some(Attachment::new(Received {
@@ -266,14 +362,13 @@ impl Extension for SalesforceExtension {
         let key = channel.to_string();
         let expired = {
             let mut state = self.subscriptions.lock();
-            let resume = &mut state.resume;
-            let expired = resume.get(&key).copied().unwrap_or_default();
+            let expired = state.resume.get(&key).copied().unwrap_or_default();
             if expired == fallback.as_i64() {
                 // The fallback itself was refused: retrying would loop.
                 return SubscriptionFailure::GiveUp;
             }
-            resume.insert(key.clone(), fallback.as_i64());
-            expired
+            state.resume.insert(key.clone(), fallback.as_i64());
+            (expired, state.created.remove(&key))
         };
         self.fallbacks.lock().insert(key, expired);
         SubscriptionFailure::Retry
@@ -293,6 +388,34 @@ mod tests {
         assert!(!is_invalid_replay_id(&ErrorField::parse(
             "400::The channel you requested to subscribe to does not exist {/topic/X}"
         )));
+    }
+
+    #[test]
+    fn limit_refusals_are_retried_slowly() {
+        let reply = |error: &str| {
+            let mut m = Message::new("/meta/connect");
+            m.error = Some(error.into());
+            m
+        };
+        let check = slow_retry(std::time::Duration::from_secs(60));
+        for text in [
+            "403::Organization total events daily limit exceeded",
+            "403::Organization concurrent user limit exceeded",
+        ] {
+            assert_eq!(
+                check(&reply(text)),
+                Some(std::time::Duration::from_secs(60))
+            );
+            assert!(limit_exceeded(&reply(text)).is_some());
+        }
+        for other in [
+            "403::Unknown client",
+            "403::Subscription limit exceeded for this topic",
+            "503::Server is too busy.  Please try your request again later.",
+        ] {
+            assert_eq!(check(&reply(other)), None, "{other}");
+        }
+        assert_eq!(check(&Message::new("/meta/connect")), None);
     }
 
     #[test]
@@ -319,7 +442,8 @@ mod tests {
     #[test]
     fn one_subscription_per_channel_and_events_find_theirs() {
         let (tx, _rx) = mpsc::unbounded_channel();
-        let ext = SalesforceExtension::new("t", None, tx);
+        let (gaps, _) = mpsc::channel(4);
+        let ext = SalesforceExtension::new("t", None, tx, gaps);
         let energy = "/topic/X?Industry='Energy'&ShippingCity='San Francisco'";
         ext.claim(energy, ReplayFrom::New).expect("first");
         ext.claim(energy, ReplayFrom::New).expect("the same again");
@@ -341,7 +465,8 @@ mod tests {
     #[test]
     fn subscribe_carries_the_resume_point_keyed_without_filter() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let ext = SalesforceExtension::new("t", Some(ReplayFrom::All), tx);
+        let (gaps, mut gap_rx) = mpsc::channel(4);
+        let ext = SalesforceExtension::new("t", Some(ReplayFrom::All), tx, gaps);
         ext.claim("/topic/X?Name=a", ReplayFrom::Id(41))
             .expect("claim");
         let mut event = Message::new("/topic/X");
@@ -374,6 +499,18 @@ mod tests {
                 ..
             }))
         ));
+        // The gap runs from the expired event's creation to now.
+        let gap = gap_rx.try_recv().expect("a gap in the stream");
+        assert_eq!(gap.channel, "/topic/X?Name=a");
+        assert_eq!(
+            gap.from,
+            DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+                .ok()
+                .map(|t| t.to_utc())
+        );
+        assert!((Utc::now() - gap.to).num_seconds() < 5);
+        assert_eq!(gap.expired_replay_id, ExpiredReplayId::Number(45));
+        assert_eq!(gap.fallback_name(), "ALL");
         // If the fallback is refused too, give up rather than loop.
         assert_eq!(
             ext.subscription_failed("/topic/X?Name=a", &error),
@@ -403,7 +540,8 @@ mod tests {
     #[test]
     fn the_fallback_is_announced_only_when_the_retry_is_sent() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let ext = SalesforceExtension::new("t", Some(ReplayFrom::New), tx);
+        let (gaps, _gap_rx) = mpsc::channel(4);
+        let ext = SalesforceExtension::new("t", Some(ReplayFrom::New), tx, gaps);
         ext.claim("/topic/X", ReplayFrom::Id(45)).expect("claim");
         let error = ErrorField::parse(
             "400::The replayId {45} you provided was invalid.  Please provide a valid ID, -2 to replay all events, or -1 to replay only new events.",

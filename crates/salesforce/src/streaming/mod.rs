@@ -12,4 +12,4 @@ pub use client::{
     StreamingError,
 };
 pub use commit::FlushError;
-pub use extension::is_invalid_replay_id;
+pub use extension::{DEFAULT_LIMIT_RETRY, is_invalid_replay_id, limit_exceeded};

@@ -37,6 +37,7 @@ pub(super) struct Parts {
     pub(super) subscriptions: Subscriptions,
     pub(super) transports: HashMap<String, Transport>,
     pub(super) store: Option<Arc<dyn ReplayStore>>,
+    pub(super) gap_handlers: Vec<super::GapHandler>,
     pub(super) section: SalesforceConfig,
     pub(super) client: SalesforceClient,
     pub(super) cluster: ClusterConfig,
@@ -55,6 +56,7 @@ pub(super) async fn start(
         subscriptions,
         transports,
         store,
+        gap_handlers,
         section,
         client,
         cluster,
@@ -75,7 +77,16 @@ pub(super) async fn start(
         clients,
         cometd_messages,
         pubsub_messages,
-    } = connect(&client, &section, store, &transports, &metrics, &session).await?;
+    } = connect(
+        &client,
+        &section,
+        store.clone(),
+        &transports,
+        &metrics,
+        &session,
+    )
+    .await?;
+    super::watch_marker_ages(&subscriptions, &transports, store, &metrics, &shutdown);
     metrics.set_connected(true);
     session
         .started
@@ -106,7 +117,8 @@ pub(super) async fn start(
     let status = tokio::spawn(report(elector.clone(), cluster.replica_id, metrics));
 
     let config = context.config().clone();
-    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
+    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config)
+        .gap_handlers(gap_handlers);
     let messages = sources::merge(cometd_messages, pubsub_messages);
     Ok(Box::pin(async move {
         // Handlers drain and markers are committed while the leases still

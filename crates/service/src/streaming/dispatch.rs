@@ -63,6 +63,7 @@ type Windows = Mutex<HashMap<String, Window>>;
 
 pub(super) struct Dispatcher {
     subscriptions: Arc<Subscriptions>,
+    gap_handlers: Arc<Vec<super::gaps::GapHandler>>,
     windows: Arc<Windows>,
     max_in_flight: usize,
     context: ServiceContext,
@@ -78,11 +79,18 @@ impl Dispatcher {
     ) -> Self {
         Self {
             subscriptions: Arc::new(subscriptions),
+            gap_handlers: Arc::default(),
             windows: Arc::new(Mutex::new(HashMap::new())),
             max_in_flight: max_in_flight.max(1),
             context,
             config,
         }
+    }
+
+    /// Calls these with every gap of the stream.
+    pub(super) fn gap_handlers(mut self, handlers: Vec<super::gaps::GapHandler>) -> Self {
+        self.gap_handlers = Arc::new(handlers);
+        self
     }
 
     pub(super) async fn run(
@@ -115,6 +123,22 @@ impl Dispatcher {
             };
             while tasks.try_join_next().is_some() {}
             match item {
+                Some(Ok(message)) if message.gap().is_some() => {
+                    // Not an event: the gap handlers take it (the client
+                    // logged it), with a worker's place.
+                    if let Some(gap) = message.gap().cloned() {
+                        let handled = super::gaps::handle_gap(
+                            self.gap_handlers.clone(),
+                            gap,
+                            self.context.metrics().clone(),
+                            self.config.handler_timeout,
+                        );
+                        tasks.spawn(async move {
+                            let _permit = permit;
+                            handled.await;
+                        });
+                    }
+                }
                 Some(Ok(message)) => {
                     let key = self
                         .subscriptions
@@ -292,7 +316,7 @@ impl Dispatcher {
             } else {
                 metrics.handled.increment(1);
             }
-            complete(&windows, &key, ticket, &metrics);
+            complete(&windows, &key, ticket, &metrics, context.metrics());
         });
     }
 }
@@ -304,6 +328,7 @@ fn complete(
     key: &str,
     ticket: Ticket,
     metrics: &crate::metrics::ChannelMetrics,
+    service: &crate::metrics::ServiceMetrics,
 ) {
     let committed = {
         let mut windows = windows.lock();
@@ -318,6 +343,10 @@ fn complete(
     };
     if let Some(event) = committed {
         event.message.ack();
+        if let Some(created) = event.message.created() {
+            let age = sfstream_salesforce::replay::marker_age(created, chrono::Utc::now());
+            service.set_marker_age(key, age);
+        }
     }
 }
 

@@ -28,7 +28,10 @@ use crate::shutdown::ShutdownSignal;
 
 mod cluster;
 mod dispatch;
+mod gaps;
 mod sources;
+
+pub(crate) use gaps::GapHandler;
 
 use dispatch::Dispatcher;
 use sources::Clients;
@@ -58,6 +61,7 @@ struct BoundHandler {
 pub(crate) struct StreamingEntrypoints {
     routes: Vec<Route>,
     store: Option<Arc<dyn ReplayStore>>,
+    gap_handlers: Vec<GapHandler>,
 }
 
 impl StreamingEntrypoints {
@@ -79,6 +83,11 @@ impl StreamingEntrypoints {
                 method_name,
             });
         }
+    }
+
+    /// Calls `handler` with every gap.
+    pub(crate) fn on_gap(&mut self, handler: GapHandler) {
+        self.gap_handlers.push(handler);
     }
 
     /// Keeps the replay markers in `store` instead of the configured one.
@@ -118,7 +127,13 @@ impl Entrypoints for StreamingEntrypoints {
                 });
                 return Ok(idle);
             }
-            start(self.routes, self.store, context, shutdown).await
+            start(
+                self.routes,
+                (self.store, self.gap_handlers),
+                context,
+                shutdown,
+            )
+            .await
         })
     }
 }
@@ -144,7 +159,7 @@ async fn provide_salesforce_client(context: &mut ContextBuilder) -> Result<(), S
 
 async fn start(
     routes: Vec<Route>,
-    store: Option<Arc<dyn ReplayStore>>,
+    (store, gap_handlers): (Option<Arc<dyn ReplayStore>>, Vec<GapHandler>),
     context: ServiceContext,
     shutdown: ShutdownSignal,
 ) -> Result<RunningEntrypoints, ServiceError> {
@@ -174,6 +189,7 @@ async fn start(
             subscriptions,
             transports,
             store,
+            gap_handlers,
             section,
             client,
             cluster: cluster_config,
@@ -191,7 +207,15 @@ async fn start(
     // subscribe every channel once.
     let metrics = context.metrics().clone();
     let session = Arc::new(Session::default());
-    let connected = connect(&client, &section, store, &transports, &metrics, &session).await?;
+    let connected = connect(
+        &client,
+        &section,
+        store.clone(),
+        &transports,
+        &metrics,
+        &session,
+    )
+    .await?;
     if let Err(error) = connected
         .subscribe_all(&subscriptions.order, &transports, &metrics)
         .await
@@ -204,13 +228,39 @@ async fn start(
         .started
         .store(true, std::sync::atomic::Ordering::Relaxed);
 
-    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config);
+    // The marker age gauges, from the store.
+    watch_marker_ages(&subscriptions, &transports, store, &metrics, &shutdown);
+    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config)
+        .gap_handlers(gap_handlers);
     let messages = sources::merge(connected.cometd_messages, connected.pubsub_messages);
     Ok(Box::pin(dispatcher.run(
         connected.clients,
         messages,
         shutdown,
     )))
+}
+
+/// Keeps `sfstream_marker_age_seconds` of every channel current, from the
+/// store.
+fn watch_marker_ages(
+    subscriptions: &Subscriptions,
+    transports: &HashMap<String, Transport>,
+    store: Arc<dyn ReplayStore>,
+    metrics: &Arc<ServiceMetrics>,
+    shutdown: &ShutdownSignal,
+) {
+    let watched = subscriptions
+        .order
+        .iter()
+        .map(|c| (c.clone(), transports.get(c) == Some(&Transport::PubSub)))
+        .collect();
+    tokio::spawn(gaps::watch_marker_ages(
+        store,
+        watched,
+        metrics.clone(),
+        shutdown.clone(),
+        gaps::MARKER_AGE_INTERVAL,
+    ));
 }
 
 /// The streaming clients of a service, connected, and their messages.
