@@ -72,6 +72,14 @@ impl Received {
         }
     }
 
+    /// When it was created, when known (for the status page's lag).
+    pub(crate) fn created(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self {
+            Received::CometD(message) => message.marker.and_then(|m| m.created),
+            Received::PubSub { message, .. } => message.created,
+        }
+    }
+
     /// Commits its marker (acknowledged delivery).
     pub(crate) fn ack(&self) {
         match self {

@@ -291,6 +291,9 @@ impl Dispatcher {
                 metrics.failed.increment(1);
             } else {
                 metrics.handled.increment(1);
+                metrics
+                    .activity
+                    .handled(message.created(), chrono::Utc::now());
             }
             complete(&windows, &key, ticket, &metrics);
         });
@@ -374,6 +377,7 @@ async fn call_with_policy(
             tokio::time::sleep(delay).await;
             continue;
         }
+        metrics.activity.failed(&error.message, chrono::Utc::now());
         return match config.on_failure {
             OnFailure::Skip => {
                 tracing::error!(
