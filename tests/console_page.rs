@@ -106,13 +106,23 @@ async fn a_record_created_on_the_console_reaches_the_live_list_and_listen() {
     assert_eq!(line["data"]["event"]["type"], "created");
     assert_eq!(line["data"]["sobject"]["LastName"], "Lovelace");
 
-    // And its status page counts it.
-    let status: Value = reqwest::get(format!("{status_url}/status"))
-        .await
-        .expect("/status")
-        .json()
-        .await
-        .expect("JSON");
+    // And its status page counts it (right after the line is flushed).
+    let status = || async {
+        reqwest::get(format!("{status_url}/status"))
+            .await
+            .expect("/status")
+            .json::<Value>()
+            .await
+            .expect("JSON")
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = status().await;
+        if status["channels"][0]["handled"] == 1 || tokio::time::Instant::now() > deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let listed = &status["channels"][0];
     assert_eq!(listed["channel"], channel.as_str());
     assert_eq!(listed["state"], "subscribed");

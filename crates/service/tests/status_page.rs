@@ -64,11 +64,19 @@ async fn the_status_page_turns_retrying_while_the_org_is_down_then_back() {
             .find(|c| c.channel == TOPIC)
             .map_or(0, |c| c.handled + c.failed)
     };
+    // Markers are committed shortly after the events are handled.
+    let stored = || async {
+        report(&base)
+            .await
+            .channels
+            .iter()
+            .any(|c| c.channel == TOPIC && c.marker.is_some())
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while handled().await < 4 {
+    while handled().await < 4 || !stored().await {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "4 events handled within 15 s"
+            "4 events handled and a marker stored within 15 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
