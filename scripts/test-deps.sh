@@ -3,7 +3,8 @@
 # it is already there (safe to run before every test run):
 #   - Redis on 127.0.0.1:6379 and RabbitMQ on 127.0.0.1:5672, started when down;
 #   - <repo>/.venv with tests/peers/requirements.txt installed;
-#   - tests/peers/node_modules from its package-lock.json.
+#   - tests/peers/node_modules from its package-lock.json;
+#   - Chromium and ChromeDriver (the page tests drive them over WebDriver).
 # Each install is redone only when its stamp (a hash of the lock/requirements
 # file and the interpreter version) no longer matches.
 set -euo pipefail
@@ -157,8 +158,25 @@ ensure_node_modules() {
     say "node modules: ready"
 }
 
+browser_ok() {
+    command -v chromedriver >/dev/null 2>&1 && [[ -x "${SFSTREAM_CHROMIUM:-/usr/bin/chromium}" ]]
+}
+
+# The page tests start ChromeDriver on a free port and a headless Chromium;
+# check both start here, where the cause is plain.
+ensure_browser() {
+    browser_ok || apt_install chromium chromium-driver
+    browser_ok || die "chromium or chromedriver missing after installing chromium and chromium-driver"
+    timeout 30 chromedriver --version >/dev/null 2>&1 || die "chromedriver does not start"
+    timeout 60 "${SFSTREAM_CHROMIUM:-/usr/bin/chromium}" --headless=new --no-sandbox --disable-gpu \
+        --disable-dev-shm-usage --dump-dom about:blank >/dev/null 2>&1 \
+        || die "headless chromium does not start"
+    say "browser: $(chromedriver --version | cut -d' ' -f1-2)"
+}
+
 ensure_redis
 ensure_rabbitmq
 ensure_venv
 ensure_node_modules
+ensure_browser
 say "done"

@@ -51,6 +51,10 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("starting the emulated org")?;
     eprintln!("● emulated Salesforce org on {}", emulator.url());
+    eprintln!(
+        "● its console (records, clients, live events): {}/",
+        emulator.url()
+    );
 
     let login = Authenticator::new(Credentials::password(
         defaults::USERNAME,

@@ -20,7 +20,10 @@ use sfstream_emulator::{Emulator, EmulatorConfig, PubSubTls};
 
 The first line on stdout is `listening on http://HOST:PORT`; use that URL as
 both the login URL and the instance URL. The second is `pubsub on
-http://HOST:PORT` (`https://` with --pubsub-tls-cert), the Pub/Sub API endpoint.")]
+http://HOST:PORT` (`https://` with --pubsub-tls-cert), the Pub/Sub API endpoint.
+Open the first URL in a browser for the console: records by type (create,
+edit, delete), PushTopics, streaming clients, events live as they are
+raised, counters, and (with --faults) the fault buttons.")]
 pub struct EmulatorArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8710", env = "SFSTREAM_EMULATOR_BIND")]
@@ -152,7 +155,7 @@ pub async fn run(args: EmulatorArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "pubsub on {}", emulator.pubsub_url())?;
         stdout.flush()?;
     }
-    tracing::info!(url = %emulator.url(), pubsub = %emulator.pubsub_url(), faults = args.faults, "emulated org ready");
+    tracing::info!(url = %emulator.url(), pubsub = %emulator.pubsub_url(), faults = args.faults, console = %format!("{}/", emulator.url()), "emulated org ready");
     super::shutdown_signal().await;
     tracing::info!("stopping");
     Ok(ExitCode::SUCCESS)

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +23,10 @@ use sfstream_salesforce::pubsub::{PubSubClient, PubSubError, PubSubEvent, PubSub
 use sfstream_salesforce::replay::{ReplayFrom, open_store};
 use sfstream_salesforce::{
     DEFAULT_MAX_PENDING, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
+    Transport,
 };
+use sfstream_service::shutdown::Shutdown;
+use sfstream_service::status::StatusBoard;
 
 use super::login::LoginArgs;
 use super::pubsub::{PubSubArgs, PubSubStart, parse_start};
@@ -35,6 +39,7 @@ use super::pubsub::{PubSubArgs, PubSubStart, parse_start};
   sfstream listen --replay-store file:markers.redb --replay ALL --max-events 100 /event/Order__e
   sfstream listen --cometd-url http://127.0.0.1:8000/bayeux /chat/room
   sfstream listen --pubsub --replay-store file:markers.redb /data/AccountChangeEvent
+  sfstream listen --status-addr 127.0.0.1:9310 /topic/ContactChanges   # a status page
 
 stdout: one {\"channel\": ..., \"data\": ...} object per line; with --replay-fallback,
 a {\"gap\": {\"channel\", \"from\", \"to\", \"fallback\", \"expired_replay_id\"}} line where
@@ -88,11 +93,19 @@ pub struct ListenArgs {
     /// No live status line on stderr, even on a terminal.
     #[arg(long)]
     no_status: bool,
+    /// Serve a status page at / and its JSON at /status on ADDR (port 0
+    /// picks one; the URL is printed on stderr).
+    #[arg(long, env = "SFSTREAM_STATUS_ADDR", value_name = "ADDR")]
+    status_addr: Option<SocketAddr>,
 }
 
 /// An event ready to be written, with what commits its marker afterwards.
 struct Received {
     channel: String,
+    /// The subscription (`?filter` included), as the status page lists it.
+    subscription: String,
+    /// When the event was created, when known.
+    created: Option<chrono::DateTime<chrono::Utc>>,
     data: Box<RawValue>,
     /// `data` is a whole line of its own (a `{"gap": {…}}`), not an event.
     gap: bool,
@@ -117,12 +130,14 @@ impl Commit {
 
 type Source = BoxStream<'static, anyhow::Result<Received>>;
 
-/// Counters behind the status line.
+/// Counters behind the status line, and the status page's board (with
+/// `--status-addr`).
 #[derive(Default)]
 struct Status {
     events: AtomicU64,
     reconnects: AtomicU64,
     last: Mutex<BTreeMap<String, String>>,
+    board: Option<Arc<StatusBoard>>,
 }
 
 /// Runs `sfstream listen`.
@@ -133,12 +148,27 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         bail!("--replay-fallback takes NEW or ALL, not a replay id");
     }
     args.pubsub.check()?;
-    let status = Arc::new(Status::default());
+    let stop_page = Shutdown::new();
+    let board = match args.status_addr {
+        Some(addr) => {
+            let board = Arc::new(StatusBoard::new("sfstream listen"));
+            let bound = sfstream_service::status::serve(board.clone(), addr, stop_page.signal())
+                .await
+                .with_context(|| format!("--status-addr {addr}"))?;
+            eprintln!("status page on http://{bound}/");
+            Some(board)
+        }
+        None => None,
+    };
+    let status = Arc::new(Status {
+        board,
+        ..Status::default()
+    });
     let (source, closer) = match &args.cometd_url {
         Some(_) if args.pubsub.pubsub => {
             bail!("--cometd-url and --pubsub are two transports; give one")
         }
-        Some(url) => generic_source(url, &args.channels, &args).await?,
+        Some(url) => generic_source(url, &args.channels, &args, status.board.as_deref()).await?,
         None if args.pubsub.pubsub => pubsub_source(&args, status.clone()).await?,
         None => salesforce_source(&args, status.clone()).await?,
     };
@@ -150,6 +180,7 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         eprint!("\r\x1b[2K");
     }
     closer.close().await;
+    stop_page.trigger();
     outcome.map(|()| ExitCode::SUCCESS)
 }
 
@@ -179,6 +210,12 @@ async fn salesforce_source(
     let store = open_store(&args.replay_store)
         .await
         .context("--replay-store")?;
+    if let Some(board) = &status.board {
+        board.set_store(store.clone());
+        for channel in &args.channels {
+            board.set_transport(channel, Transport::CometD);
+        }
+    }
     let (client, events) = StreamingClient::builder(authenticator)
         .replay_store(store)
         .default_replay(replay)
@@ -201,6 +238,8 @@ async fn salesforce_source(
         .map(|item| match item {
             Ok(message) => Ok(Received {
                 channel: message.channel.clone(),
+                subscription: message.subscription.clone(),
+                created: message.marker.and_then(|m| m.created),
                 data: message.data.clone(),
                 gap: message.gap.is_some(),
                 replay_id: message.replay_id().map(|id| id.to_string()),
@@ -220,6 +259,12 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
     let store = open_store(&args.replay_store)
         .await
         .context("--replay-store")?;
+    if let Some(board) = &status.board {
+        board.set_store(store.clone());
+        for channel in &args.channels {
+            board.set_transport(channel, Transport::PubSub);
+        }
+    }
     let default = match &start {
         PubSubStart::Preset(from) => *from,
         PubSubStart::After(_) => ReplayFrom::New,
@@ -236,6 +281,9 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
         .on_event(move |event| {
             if let PubSubEvent::Reconnecting { .. } = event {
                 status.reconnects.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(board) = &status.board {
+                board.on_pubsub_event(event);
             }
         })
         .connect()
@@ -263,6 +311,8 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
                 Ok(Received {
                     channel: message.topic.clone(),
                     gap: message.gap.is_some(),
+                    subscription: message.topic.clone(),
+                    created: message.created,
                     data,
                     replay_id: Some(message.replay_id_text()),
                     commit: Some(Commit::PubSub(message)),
@@ -288,6 +338,7 @@ async fn generic_source(
     url: &str,
     channels: &[String],
     args: &ListenArgs,
+    board: Option<&StatusBoard>,
 ) -> anyhow::Result<(Source, Closer)> {
     let (client, messages) = sfstream_bayeux::Client::builder(url)
         .max_pending(args.max_pending)
@@ -300,6 +351,10 @@ async fn generic_source(
             .subscribe(channel)
             .await
             .with_context(|| format!("cannot subscribe to {channel}"))?;
+        if let Some(board) = board {
+            board.set_transport(channel, Transport::CometD);
+            board.set_state(channel, sfstream_service::metrics::ChannelState::Subscribed);
+        }
     }
     let source = messages
         .map(|item| {
@@ -309,7 +364,9 @@ async fn generic_source(
                 None => RawValue::from_string("null".into())?,
             };
             Ok(Received {
+                subscription: message.channel.clone(),
                 channel: message.channel,
+                created: None,
                 data,
                 gap: false,
                 replay_id: None,
@@ -333,6 +390,9 @@ fn explain(error: &StreamingError) -> String {
 
 /// Counts reconnects for the status line (the client logs the events).
 fn log_event(event: &StreamEvent, status: &Status) {
+    if let Some(board) = &status.board {
+        board.on_stream_event(event);
+    }
     if let StreamEvent::Connection(ClientEvent::Handshaken { reason, .. }) = event
         && *reason != HandshakeReason::Initial
     {
@@ -405,6 +465,14 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
                 if let Some(id) = &event.replay_id {
                     last.insert(event.channel.clone(), id.clone());
                 }
+            }
+        }
+        if let Some(board) = &status.board {
+            let now = chrono::Utc::now();
+            for event in &batch {
+                board
+                    .activity(&event.subscription)
+                    .handled(event.created, now);
             }
         }
         for event in batch.drain(..) {

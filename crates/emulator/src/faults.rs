@@ -210,7 +210,27 @@ pub fn routes(org: &Arc<Org>) -> Router<Arc<Org>> {
         .layer(middleware::from_fn(loopback_only))
 }
 
-async fn loopback_only(request: Request, next: Next) -> Response {
+/// Every fault `POST /_emulator/faults/{fault}` arms.
+pub const FAULTS: [&str; 15] = [
+    "invalidate-tokens",
+    "forget-clients",
+    "restart",
+    "drop-connects",
+    "busy-handshakes",
+    "malformed",
+    "delay",
+    "server-disconnect",
+    "expire",
+    "refuse-subscribes",
+    "fail-logins",
+    "login-outage",
+    "busy",
+    "drop-streams",
+    "limits",
+];
+
+/// Refuses peers other than loopback ones.
+pub(crate) async fn loopback_only(request: Request, next: Next) -> Response {
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -226,11 +246,16 @@ async fn loopback_only(request: Request, next: Next) -> Response {
 }
 
 async fn stats(State(org): State<Arc<Org>>) -> Response {
+    axum::Json(stats_json(&org)).into_response()
+}
+
+/// The counters `GET /_emulator/stats` answers.
+pub fn stats_json(org: &Org) -> Value {
     let mut stats = org.streaming.stats().to_json();
     stats["api_requests"] = json!(org.api_requests());
     stats["clients"] = json!(org.streaming.client_ids().len());
     stats["pubsub"] = org.pubsub.stats.to_json();
-    axum::Json(stats).into_response()
+    stats
 }
 
 async fn arm(
@@ -270,10 +295,7 @@ async fn arm(
         other => {
             return (
                 StatusCode::NOT_FOUND,
-                axum::Json(json!({"error": format!("unknown fault '{other}'"),
-                    "faults": ["invalidate-tokens", "forget-clients", "restart", "drop-connects",
-                        "busy-handshakes", "malformed", "delay", "server-disconnect", "expire",
-                        "refuse-subscribes", "fail-logins", "login-outage", "busy", "drop-streams", "limits"]})),
+                axum::Json(json!({"error": format!("unknown fault '{other}'"), "faults": FAULTS})),
             )
                 .into_response();
         }

@@ -7,7 +7,8 @@
 //! events and generic channels, and the Pub/Sub API (gRPC) over the same
 //! events. A control API injects the faults real orgs
 //! produce (lost sessions, invalidated tokens, dropped connections, busy
-//! servers, server-side disconnects, expired replay ids).
+//! servers, server-side disconnects, expired replay ids). A console at `/`
+//! shows records, clients and events live ([`console`]).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -21,6 +22,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod faults;
 pub mod ids;

@@ -29,6 +29,7 @@ pub fn app(org: Arc<Org>) -> Router {
         .merge(crate::rest::routes(&org))
         .merge(crate::streaming::routes())
         .merge(crate::faults::routes(&org))
+        .merge(crate::console::routes())
         .with_state(org)
 }
 

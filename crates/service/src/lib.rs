@@ -130,6 +130,7 @@ mod received;
 pub mod runtime;
 mod service;
 pub mod shutdown;
+pub mod status;
 mod streaming;
 mod worker;
 

@@ -21,6 +21,9 @@
 //! Every metric carries the label `service`. `channel` is the
 //! subscription as subscribed, `?filter` included.
 //!
+//! `GET /` is the status page and `GET /status` its JSON (see
+//! [`status`](crate::status)).
+//!
 //! # `/health`
 //!
 //! `GET /health` answers JSON, 200 when healthy and 503 otherwise:
@@ -61,6 +64,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::shutdown::ShutdownSignal;
+use crate::status::StatusBoard;
 
 const HANDLER_BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -82,6 +86,8 @@ pub struct ChannelMetrics {
     pub watermark_lag: Gauge,
     /// `sfstream_handler_timeouts_total`.
     pub timeouts: Counter,
+    /// What the status page shows of the channel's handling.
+    pub activity: Arc<crate::status::Activity>,
 }
 
 /// The state of one subscription, as `/health` and
@@ -146,6 +152,8 @@ pub struct ServiceMetrics {
     connected: AtomicBool,
     /// Cluster mode: this replica and who leads each channel.
     cluster: Mutex<Option<ClusterStatus>>,
+    /// What the status page shows.
+    board: Arc<StatusBoard>,
 }
 
 /// Who streams what, in cluster mode (see [`ServiceMetrics::set_cluster`]).
@@ -204,6 +212,7 @@ impl ServiceMetrics {
             reconnects,
             connected: AtomicBool::new(false),
             cluster: Mutex::new(None),
+            board: Arc::new(StatusBoard::new(service)),
         }
     }
 
@@ -234,6 +243,7 @@ impl ServiceMetrics {
                 &METADATA,
             ),
             timeouts: counter("sfstream_handler_timeouts_total"),
+            activity: self.board.activity(channel),
         };
         metrics.watermark_lag.set(0.0);
         channels.insert(channel.to_string(), metrics.clone());
@@ -265,6 +275,7 @@ impl ServiceMetrics {
             );
             gauge.set(if name == state.name() { 1.0 } else { 0.0 });
         }
+        self.board.set_state(channel, state.clone());
         states.insert(channel.to_string(), state)
     }
 
@@ -304,11 +315,13 @@ impl ServiceMetrics {
     /// Counts a reconnection of the streaming session.
     pub fn reconnected(&self) {
         self.reconnects.increment(1);
+        self.board.reconnected();
     }
 
     /// Records whether the streaming session is connected.
     pub fn set_connected(&self, connected: bool) {
         self.connected.store(connected, Ordering::Relaxed);
+        self.board.set_connected(connected);
     }
 
     /// Whether the streaming session is connected (what `/health` says).
@@ -324,6 +337,7 @@ impl ServiceMetrics {
             self.gauge("sfstream_leading", &[("channel", channel.clone())])
                 .set(if leading { 1.0 } else { 0.0 });
         }
+        self.board.set_cluster(status.clone());
         *self.cluster.lock() = Some(status);
     }
 
@@ -335,6 +349,7 @@ impl ServiceMetrics {
     /// Forgets a channel's subscription state (a replica that stopped
     /// streaming it).
     pub fn remove_channel_state(&self, channel: &str) {
+        self.board.clear_state(channel);
         if self.states.lock().remove(channel).is_some() {
             for name in ChannelState::NAMES {
                 self.gauge(
@@ -359,16 +374,22 @@ impl ServiceMetrics {
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// What the status page (`/` and `/status`) shows.
+    pub fn status_board(&self) -> &Arc<StatusBoard> {
+        &self.board
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         self.handle.render()
     }
 }
 
-/// Serves `GET /metrics` (Prometheus text) and `GET /health` (JSON; 200
+/// Serves `GET /metrics` (Prometheus text), `GET /health` (JSON; 200
 /// when [healthy](ServiceMetrics::is_healthy), 503 otherwise; see the
-/// [module](self)) on `port` of every interface (0: a free port) until
-/// `shutdown`.
+/// [module](self)), and the status page (`GET /` and its JSON `GET
+/// /status`, see [`status`](crate::status)) on `port` of every interface
+/// (0: a free port) until `shutdown`.
 ///
 /// # Errors
 ///
@@ -380,10 +401,12 @@ pub async fn serve(
 ) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await?;
     let addr = listener.local_addr()?;
+    let board = metrics.status_board().clone();
     let app = Router::new()
         .route("/metrics", get(render))
         .route("/health", get(health))
-        .with_state(metrics);
+        .with_state(metrics)
+        .merge(crate::status::routes(board));
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.wait().await })

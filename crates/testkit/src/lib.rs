@@ -2,11 +2,13 @@
 //! written once: logging in to an emulated org ([`emulator`]), a private
 //! Redis server a test may stop ([`redis`]), a RabbitMQ virtual host per
 //! test ([`rabbitmq`]), killing a child process with SIGKILL and reading
-//! what it reported ([`kill9`]), and finding the third-party peers
-//! ([`peers`]).
+//! what it reported ([`kill9`]), finding the third-party peers
+//! ([`peers`]), and driving headless Chromium through WebDriver
+//! ([`browser`]).
 //!
 //! Used as a dev-dependency only; it is not published.
 
+pub mod browser;
 pub mod emulator;
 pub mod kill9;
 pub mod peers;

@@ -14,6 +14,7 @@
 pub mod auth;
 pub mod codec;
 pub mod control;
+pub mod listing;
 pub mod managed;
 pub mod payload;
 pub mod publish;
@@ -124,6 +125,8 @@ pub struct PubSubState {
     pub managed: managed::Registry,
     /// Counters.
     pub stats: PubSubStats,
+    /// Open subscriptions (for the console).
+    pub listing: listing::Listing,
     drops: watch::Sender<u64>,
 }
 
@@ -136,6 +139,7 @@ impl PubSubState {
             schemas: Mutex::new(HashMap::new()),
             managed: managed::Registry::default(),
             stats: PubSubStats::default(),
+            listing: listing::Listing::default(),
             drops: watch::channel(0).0,
         }
     }

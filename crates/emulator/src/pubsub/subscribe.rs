@@ -103,6 +103,13 @@ impl Subscription {
     {
         let state = self.state();
         let _open = OpenGuard::new(state.clone(), |s| &s.streams);
+        let listed = super::listing::Listing::register(
+            &state,
+            &self.topic,
+            self.committer.is_some(),
+            &self.caller.user_id,
+            self.cursor,
+        );
         let mut wake = self.org.streaming.watch_events();
         let mut drops = state.watch_drops();
         let mut incoming_open = true;
@@ -125,6 +132,7 @@ impl Subscription {
                     if out.send(Ok(shape(batch, &rpc_id))).await.is_err() {
                         return;
                     }
+                    listed.set_cursor(self.cursor);
                     last_sent = Instant::now();
                     continue;
                 }

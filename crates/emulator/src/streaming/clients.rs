@@ -64,6 +64,12 @@ impl Filter {
         Some(Self(conditions))
     }
 
+    /// The conditions as `Field=value&…` (for display).
+    pub fn expression(&self) -> String {
+        let conditions: Vec<String> = self.0.iter().map(|(f, v)| format!("{f}={v}")).collect();
+        conditions.join("&")
+    }
+
     /// Whether a serialised PushTopic message passes.
     pub fn passes(&self, message: &[u8]) -> bool {
         let Ok(message) = serde_json::from_slice::<serde_json::Value>(message) else {

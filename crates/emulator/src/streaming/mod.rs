@@ -7,11 +7,13 @@ mod clients;
 mod cometd;
 mod events;
 mod feed;
+mod live;
 mod pushtopics;
 
 pub use channels::{ChannelKind, ChannelLog, ReplayFrom, StoredEvent};
 pub use clients::StreamingStats;
 pub use feed::Feed;
+pub use live::{ChannelSummary, ClientSummary, LiveEvent, LiveFeed, RECENT, SubscriptionSummary};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -41,6 +43,8 @@ pub struct Streaming {
     /// Bumped whenever something a waiting connect may care about happens.
     wake: watch::Sender<u64>,
     stats: StreamingStats,
+    /// Raised events, for the console.
+    live: LiveFeed,
 }
 
 #[derive(Debug, Clone)]
@@ -81,6 +85,7 @@ impl Streaming {
             }),
             wake: watch::channel(0).0,
             stats: StreamingStats::default(),
+            live: LiveFeed::default(),
         }
     }
 
@@ -231,10 +236,16 @@ impl Streaming {
             StoredEvent {
                 replay_id,
                 at,
-                message: bytes,
+                message: bytes.clone(),
             },
             self.settings.history_limit,
         );
+        self.live.push(LiveEvent {
+            channel: channel.to_string(),
+            replay_id,
+            at,
+            message: bytes,
+        });
         self.stats.events_raised.fetch_add(1, Ordering::Relaxed);
     }
 

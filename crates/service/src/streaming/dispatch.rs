@@ -315,6 +315,9 @@ impl Dispatcher {
                 metrics.failed.increment(1);
             } else {
                 metrics.handled.increment(1);
+                metrics
+                    .activity
+                    .handled(message.created(), chrono::Utc::now());
             }
             complete(&windows, &key, ticket, &metrics, context.metrics());
         });
@@ -403,6 +406,7 @@ async fn call_with_policy(
             tokio::time::sleep(delay).await;
             continue;
         }
+        metrics.activity.failed(&error.message, chrono::Utc::now());
         return match config.on_failure {
             OnFailure::Skip => {
                 tracing::error!(

@@ -346,6 +346,12 @@ async fn connect(
     metrics: &Arc<ServiceMetrics>,
     session: &Arc<Session>,
 ) -> Result<Connected, ServiceError> {
+    // What the status page shows of each channel.
+    let board = metrics.status_board();
+    board.set_store(store.clone());
+    for (channel, transport) in transports {
+        board.set_transport(channel, *transport);
+    }
     let needs = |t: Transport| transports.values().any(|v| *v == t);
     let mut clients = Clients::default();
     let mut cometd_messages = None;
