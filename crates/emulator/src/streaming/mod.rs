@@ -232,6 +232,7 @@ impl Streaming {
                 replay_id,
                 at,
                 message: bytes,
+                pubsub: Arc::default(),
             },
             self.settings.history_limit,
         );
