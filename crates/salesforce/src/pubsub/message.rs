@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -86,6 +88,29 @@ impl PubSubMessage {
             "schema": self.schema_id,
             "payload": self.payload,
             "event": {"replayId": self.replay_id_text()},
+        })
+    }
+
+    /// [`PubSubMessage::line_data`] as JSON text, serialised straight from
+    /// the message (the payload is not copied first).
+    pub fn line_json(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        #[derive(Serialize)]
+        struct Event {
+            #[serde(rename = "replayId")]
+            replay_id: String,
+        }
+        #[derive(Serialize)]
+        struct Line<'a> {
+            schema: &'a str,
+            payload: &'a Value,
+            event: Event,
+        }
+        serde_json::value::to_raw_value(&Line {
+            schema: &self.schema_id,
+            payload: &self.payload,
+            event: Event {
+                replay_id: self.replay_id_text(),
+            },
         })
     }
 
@@ -180,5 +205,33 @@ impl Stream for PubSubMessages {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_json_is_line_data_as_text() {
+        let message = PubSubMessage {
+            topic: "/data/ContactChangeEvent".into(),
+            schema_id: "abc".into(),
+            event_id: "e1".into(),
+            payload: json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null}),
+            replay_id: vec![0, 0, 0, 0, 0, 0, 0, 7, 0, 0],
+            created: None,
+            key: Arc::from("k"),
+            seq: 1,
+            ack_to: None,
+            shared: None,
+            acked: AtomicBool::new(false),
+        };
+        let text = message.line_json().expect("serialises");
+        assert_eq!(text.get(), message.line_data().to_string());
+        assert!(
+            text.get()
+                .starts_with(r#"{"schema":"abc","payload":{"Name":"#)
+        );
     }
 }
