@@ -307,7 +307,7 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
     let source = events
         .map(|item| match item {
             Ok(message) => {
-                let data = RawValue::from_string(message.line_data().to_string())?;
+                let data = message.line_json()?;
                 Ok(Received {
                     channel: message.topic.clone(),
                     gap: message.gap.is_some(),

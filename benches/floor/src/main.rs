@@ -30,11 +30,13 @@
 //!
 //! ```text
 //! sfstream-bench setup-cdc URL COUNT
-//! sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]
+//! sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS decode|count [CA_PEM]
 //! ```
 //!
-//! `setup-cdc` preloads a Change Data Capture backlog and `pubsub-floor` is
-//! the Avro-decode-only floor of benches/pubsub_drain.sh (see `pubsub.rs`).
+//! `setup-cdc` preloads a Change Data Capture backlog and `pubsub-floor
+//! ... decode` is the Avro-decode-only floor of benches/pubsub_drain.sh
+//! (see `pubsub.rs`); `count` only counts the events, the row that shows
+//! what the emulator's Pub/Sub server alone delivers.
 //!
 //! `rpc-server` / `rpc-client` serve and load Nameko `echo(x)` calls
 //! (benches/rpc.sh, see `rpc.rs`); `latency` measures record change →
@@ -103,22 +105,26 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|_| format!("not done after {DEADLINE:?}"))?
         }),
-        ["pubsub-floor", url, pubsub_url, topic, events] => runtime.block_on(async {
-            tokio::time::timeout(
-                DEADLINE,
-                pubsub::floor(url, pubsub_url, topic, events, None),
-            )
-            .await
-            .map_err(|_| format!("not done after {DEADLINE:?}"))?
-        }),
-        ["pubsub-floor", url, pubsub_url, topic, events, ca] => runtime.block_on(async {
-            tokio::time::timeout(
-                DEADLINE,
-                pubsub::floor(url, pubsub_url, topic, events, Some(ca)),
-            )
-            .await
-            .map_err(|_| format!("not done after {DEADLINE:?}"))?
-        }),
+        ["pubsub-floor", url, pubsub_url, topic, events, mode @ ("decode" | "count")] => {
+            runtime.block_on(async {
+                tokio::time::timeout(
+                    DEADLINE,
+                    pubsub::floor(url, pubsub_url, topic, events, mode == "decode", None),
+                )
+                .await
+                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+            })
+        }
+        ["pubsub-floor", url, pubsub_url, topic, events, mode @ ("decode" | "count"), ca] => {
+            runtime.block_on(async {
+                tokio::time::timeout(
+                    DEADLINE,
+                    pubsub::floor(url, pubsub_url, topic, events, mode == "decode", Some(ca)),
+                )
+                .await
+                .map_err(|_| format!("not done after {DEADLINE:?}"))?
+            })
+        }
         ["setup-cdc", url, count] => runtime.block_on(pubsub::setup_cdc(url, count)),
         ["latency", n] => runtime.block_on(latency::run(n, "2")),
         ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
@@ -126,7 +132,7 @@ fn main() -> ExitCode {
             "usage: sfstream-bench setup URL TOPIC COUNT [FIELD_BYTES]\n       \
                   sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
                   sfstream-bench setup-cdc URL COUNT\n       \
-                  sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]\n       \
+                  sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS decode|count [CA_PEM]\n       \
                   sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]\n       \
                   sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
                   sfstream-bench ceiling-server NAME [PREFETCH] [LIFETIME_S]\n       \

@@ -1,14 +1,16 @@
-//! `sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS [CA_PEM]`: the
-//! Avro-decode-only floor of benches/pubsub_drain.sh (CA_PEM: the root
-//! certificate of an `https://` PUBSUB_URL). And `sfstream-bench setup-cdc
+//! `sfstream-bench pubsub-floor URL PUBSUB_URL TOPIC EVENTS decode|count
+//! [CA_PEM]`: the Avro-decode-only floor of benches/pubsub_drain.sh
+//! (`decode`), or the server-alone row (`count`: the same calls, payloads
+//! not even decoded). CA_PEM: the root certificate of an `https://`
+//! PUBSUB_URL. And `sfstream-bench setup-cdc
 //! URL COUNT`: a backlog of COUNT Contact creations (COUNT Change Data
 //! Capture events), made 200 at a time through the REST API's sObject
 //! Collections, as a data load would.
 //!
 //! It logs in (OAuth username-password), subscribes to TOPIC on the
 //! emulator's Pub/Sub server from EARLIEST with Salesforce's flow control
-//! (100 requested, topped up as each batch arrives, as any client must),
-//! and decodes every payload with `apache_avro::from_avro_datum` into an
+//! (100 requested, topped up to 100 once 50 have arrived, as sfstream does),
+//! and decodes every payload with apache-avro's `GenericDatumReader` into an
 //! Avro value, then drops it: no JSON, no output, no replay store. What a
 //! client cannot do less than. One JSON summary line on stdout.
 
@@ -70,11 +72,17 @@ pub async fn setup_cdc(url: &str, count: &str) -> Result<()> {
                 crate::API_VERSION
             ))
             .bearer_auth(&token)
-            .json(&json!({"allOrNone": true, "records": records}))
+            // allOrNone false: the emulator snapshots a table for an
+            // all-or-none request, which grows with the backlog.
+            .json(&json!({"allOrNone": false, "records": records}))
             .send()
             .await?;
         if !response.status().is_success() {
             return Err(format!("creating Contacts: {}", response.text().await?).into());
+        }
+        let results: Vec<serde_json::Value> = response.json().await?;
+        if let Some(failed) = results.iter().find(|r| r["success"] != true) {
+            return Err(format!("creating Contacts: {failed}").into());
         }
         made += batch;
     }
@@ -85,12 +93,13 @@ pub async fn setup_cdc(url: &str, count: &str) -> Result<()> {
     Ok(())
 }
 
-/// Drains EVENTS events of TOPIC, decoding each.
+/// Drains EVENTS events of TOPIC, decoding each if `decode`.
 pub async fn floor(
     url: &str,
     pubsub_url: &str,
     topic: &str,
     events: &str,
+    decode: bool,
     ca_pem: Option<&str>,
 ) -> Result<()> {
     let want: u64 = events.parse()?;
@@ -135,13 +144,14 @@ pub async fn floor(
         .await?
         .into_inner();
     let mut received = 0u64;
+    let mut payload_bytes = 0u64;
     let mut outstanding = MAX_REQUESTED;
     while received < want {
         let Some(response) = stream.next().await else {
             return Err("the stream ended".into());
         };
         let response = response?;
-        for consumer in &response.events {
+        for consumer in response.events.iter().filter(|_| decode) {
             let Some(event) = &consumer.event else {
                 return Err("an event without its event".into());
             };
@@ -165,13 +175,22 @@ pub async fn floor(
             let value = readers[&event.schema_id].read_value(&mut &event.payload[..])?;
             std::hint::black_box(value);
         }
+        payload_bytes += response
+            .events
+            .iter()
+            .filter_map(|e| e.event.as_ref())
+            .map(|e| e.payload.len() as u64)
+            .sum::<u64>();
         received += response.events.len() as u64;
         outstanding -= response.events.len() as i32;
-        if outstanding == 0 {
+        // Topped up once half a batch is free, as sfstream's flow control
+        // does, so the server is never idle waiting for a request.
+        let room = MAX_REQUESTED - outstanding;
+        if room >= MAX_REQUESTED / 2 {
             outstanding = MAX_REQUESTED;
             requests
                 .send(FetchRequest {
-                    num_requested: MAX_REQUESTED,
+                    num_requested: room,
                     ..Default::default()
                 })
                 .await?;
@@ -184,6 +203,8 @@ pub async fn floor(
             "events": received,
             "seconds": seconds,
             "events_per_s": received as f64 / seconds,
+            "payload_bytes_per_event": payload_bytes as f64 / received.max(1) as f64,
+            "decoded": decode,
             "schema_id": topic_info.schema_id,
         })
     );

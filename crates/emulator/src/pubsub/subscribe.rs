@@ -200,7 +200,7 @@ impl Subscription {
         let mut events = Vec::with_capacity(feed.events.len());
         for stored in &feed.events {
             self.cursor = stored.replay_id;
-            match consumer_event(&self.org, state, stored) {
+            match cached_consumer_event(&self.org, state, stored) {
                 Ok(event) => {
                     events.push(event);
                     self.requested -= 1;
@@ -216,6 +216,23 @@ impl Subscription {
             .fetch_add(events.len() as u64, Ordering::Relaxed);
         (events, !feed.events.is_empty())
     }
+}
+
+/// [`consumer_event`], encoded once per stored event: every later delivery
+/// (another subscriber, a replay) copies it, as Salesforce keeps an event
+/// encoded with the schema it was published with.
+pub fn cached_consumer_event(
+    org: &Org,
+    state: &PubSubState,
+    stored: &StoredEvent,
+) -> Result<ConsumerEvent, String> {
+    if let Some(event) = stored.pubsub.get() {
+        return Ok(event.clone());
+    }
+    let event = consumer_event(org, state, stored)?;
+    // Two subscribers racing encode the same bytes; either copy will do.
+    let _ = stored.pubsub.set(event.clone());
+    Ok(event)
 }
 
 /// A stored event (its CometD message) as a Pub/Sub event: the payload

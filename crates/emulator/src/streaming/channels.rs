@@ -3,10 +3,12 @@
 //! after a given replay id.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use sfstream_pubsub::proto::ConsumerEvent;
 
 /// What kind of channel, which decides its retention window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,9 @@ pub struct StoredEvent {
     pub at: DateTime<Utc>,
     /// The serialised Bayeux message.
     pub message: Bytes,
+    /// The event as Pub/Sub delivers it, encoded on its first delivery
+    /// (shared by clones; dropped with the event, so bounded by retention).
+    pub pubsub: Arc<OnceLock<ConsumerEvent>>,
 }
 
 /// The retained events of one channel.
@@ -186,6 +191,7 @@ mod tests {
             replay_id: id,
             at: Utc::now(),
             message: Bytes::from(format!("{{\"id\":{id}}}")),
+            pubsub: Arc::default(),
         }
     }
 

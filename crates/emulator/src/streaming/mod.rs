@@ -237,6 +237,7 @@ impl Streaming {
                 replay_id,
                 at,
                 message: bytes.clone(),
+                pubsub: Arc::default(),
             },
             self.settings.history_limit,
         );

@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
@@ -121,6 +123,32 @@ impl PubSubMessage {
         })
     }
 
+    /// [`PubSubMessage::line_data`] as JSON text, serialised straight from
+    /// the message (the payload is not copied first).
+    pub fn line_json(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        if let Some(gap) = &self.gap {
+            return serde_json::value::to_raw_value(&gap.to_json());
+        }
+        #[derive(Serialize)]
+        struct Event {
+            #[serde(rename = "replayId")]
+            replay_id: String,
+        }
+        #[derive(Serialize)]
+        struct Line<'a> {
+            schema: &'a str,
+            payload: &'a Value,
+            event: Event,
+        }
+        serde_json::value::to_raw_value(&Line {
+            schema: &self.schema_id,
+            payload: &self.payload,
+            event: Event {
+                replay_id: self.replay_id_text(),
+            },
+        })
+    }
+
     /// Commits this event's replay id (in [`Delivery::Acknowledged`] mode;
     /// a no-op otherwise, and after the first call): to the replay store,
     /// or to the server for a managed subscription. Markers are kept in
@@ -216,5 +244,34 @@ impl Stream for PubSubMessages {
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_json_is_line_data_as_text() {
+        let message = PubSubMessage {
+            topic: "/data/ContactChangeEvent".into(),
+            schema_id: "abc".into(),
+            event_id: "e1".into(),
+            payload: json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null}),
+            replay_id: vec![0, 0, 0, 0, 0, 0, 0, 7, 0, 0],
+            created: None,
+            gap: None,
+            key: Arc::from("k"),
+            seq: 1,
+            ack_to: None,
+            shared: None,
+            acked: AtomicBool::new(false),
+        };
+        let text = message.line_json().expect("serialises");
+        assert_eq!(text.get(), message.line_data().to_string());
+        assert!(
+            text.get()
+                .starts_with(r#"{"schema":"abc","payload":{"Name":"#)
+        );
     }
 }
