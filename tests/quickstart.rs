@@ -129,6 +129,33 @@ async fn python_calls_the_rust_quickstart_and_receives_its_events() {
     running.stop().await.expect("stops gracefully");
 }
 
+/// Nameko event handlers for `event_types` of `service`; what they receive
+/// comes out of the receiver as (event type, payload).
+async fn listen_for(
+    connection: &Connection,
+    service: &str,
+    event_types: [&'static str; 2],
+) -> (
+    mpsc::UnboundedReceiver<(String, Value)>,
+    Vec<sfstream_nameko::ConsumerHandle>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel::<(String, Value)>();
+    let mut handles = Vec::new();
+    for event_type in event_types {
+        let tx = tx.clone();
+        let handle = EventHandler::new(unique("proxy-test"), "on_event", service, event_type)
+            .reliable_delivery(false)
+            .start(connection, move |_ctx, payload| {
+                let _ = tx.send((event_type.to_string(), payload));
+                async { Ok::<(), HandlerError>(()) }
+            })
+            .await
+            .expect("event handler");
+        handles.push(handle);
+    }
+    (rx, handles)
+}
+
 /// Starts `sfstream run --config PATH` and waits until its service runs.
 async fn start_run(path: &std::path::Path) -> tokio::process::Child {
     let mut child = Command::new(BIN)
@@ -178,20 +205,12 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
     let connection = Connection::connect(&vhost.pyamqp_uri())
         .await
         .expect("RabbitMQ");
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Value)>();
-    let mut handles = Vec::new();
-    for event_type in ["salesforce_contact_created", "crm_lead_created"] {
-        let tx = tx.clone();
-        let handle = EventHandler::new(unique("proxy-test"), "on_event", &service, event_type)
-            .reliable_delivery(false)
-            .start(&connection, move |_ctx, payload| {
-                let _ = tx.send((event_type.to_string(), payload));
-                async { Ok::<(), HandlerError>(()) }
-            })
-            .await
-            .expect("event handler");
-        handles.push(handle);
-    }
+    let (mut rx, handles) = listen_for(
+        &connection,
+        &service,
+        ["salesforce_contact_created", "crm_lead_created"],
+    )
+    .await;
 
     let mut child = start_run(&path).await;
 
@@ -257,20 +276,12 @@ async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
     let connection = Connection::connect(&vhost.pyamqp_uri())
         .await
         .expect("RabbitMQ");
-    let (tx, mut rx) = mpsc::unbounded_channel::<(String, Value)>();
-    let mut handles = Vec::new();
-    for event_type in ["salesforce_account_create", "salesforce_lead_created"] {
-        let tx = tx.clone();
-        let handle = EventHandler::new(unique("proxy-test"), "on_event", &service, event_type)
-            .reliable_delivery(false)
-            .start(&connection, move |_ctx, payload| {
-                let _ = tx.send((event_type.to_string(), payload));
-                async { Ok::<(), HandlerError>(()) }
-            })
-            .await
-            .expect("event handler");
-        handles.push(handle);
-    }
+    let (mut rx, handles) = listen_for(
+        &connection,
+        &service,
+        ["salesforce_account_create", "salesforce_lead_created"],
+    )
+    .await;
     let _child = start_run(&path).await;
 
     let account = create(&org, "Account", json!({"Name": "Proxied over gRPC"}));
