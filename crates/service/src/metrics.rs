@@ -374,6 +374,17 @@ impl ServiceMetrics {
             .register_gauge(&Key::from_parts(name, labels), &METADATA)
     }
 
+    /// A histogram of this service's recorder (the handler buckets, in
+    /// seconds).
+    pub fn histogram(&self, name: &'static str, labels: &[(&'static str, String)]) -> Histogram {
+        let labels: Vec<Label> = labels
+            .iter()
+            .map(|(k, v)| Label::new(*k, v.clone()))
+            .collect();
+        self.recorder
+            .register_histogram(&Key::from_parts(name, labels), &METADATA)
+    }
+
     /// What the status page (`/` and `/status`) shows.
     pub fn status_board(&self) -> &Arc<StatusBoard> {
         &self.board

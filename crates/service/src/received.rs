@@ -18,6 +18,22 @@ pub(crate) enum Received {
         message: PubSubMessage,
         data: Box<RawValue>,
     },
+    /// From a work queue (cluster mode): an event another replica (or this
+    /// one) streamed. RabbitMQ holds it until the handler is done; the
+    /// marker moved when RabbitMQ confirmed it.
+    Queued(Queued),
+}
+
+/// An event as it crossed a work queue.
+#[derive(Debug)]
+pub(crate) struct Queued {
+    pub(crate) channel: String,
+    pub(crate) subscription: String,
+    pub(crate) data: Box<RawValue>,
+    /// The replay id as text, and whether it is a CometD number.
+    pub(crate) replay: Option<String>,
+    pub(crate) cometd: bool,
+    pub(crate) created: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Received {
@@ -32,6 +48,7 @@ impl Received {
         match self {
             Received::CometD(message) => &message.channel,
             Received::PubSub { message, .. } => &message.topic,
+            Received::Queued(queued) => &queued.channel,
         }
     }
 
@@ -40,6 +57,7 @@ impl Received {
         match self {
             Received::CometD(message) => &message.subscription,
             Received::PubSub { message, .. } => &message.topic,
+            Received::Queued(queued) => &queued.subscription,
         }
     }
 
@@ -48,6 +66,7 @@ impl Received {
         match self {
             Received::CometD(message) => &message.data,
             Received::PubSub { data, .. } => data,
+            Received::Queued(queued) => &queued.data,
         }
     }
 
@@ -61,6 +80,10 @@ impl Received {
         match self {
             Received::CometD(message) => message.replay_id(),
             Received::PubSub { .. } => None,
+            Received::Queued(queued) if queued.cometd => {
+                queued.replay.as_deref().and_then(|r| r.parse().ok())
+            }
+            Received::Queued(_) => None,
         }
     }
 
@@ -69,6 +92,7 @@ impl Received {
         match self {
             Received::CometD(message) => message.replay_id().map(|id| id.to_string()),
             Received::PubSub { message, .. } => Some(message.replay_id_text()),
+            Received::Queued(queued) => queued.replay.clone(),
         }
     }
 
@@ -77,6 +101,7 @@ impl Received {
         match self {
             Received::CometD(message) => message.gap.as_ref(),
             Received::PubSub { message, .. } => message.gap.as_ref(),
+            Received::Queued(_) => None,
         }
     }
 
@@ -85,6 +110,16 @@ impl Received {
         match self {
             Received::CometD(message) => message.marker.and_then(|m| m.created),
             Received::PubSub { message, .. } => message.created,
+            Received::Queued(queued) => queued.created,
+        }
+    }
+
+    /// Whether it came over CometD (its replay id is a number).
+    pub(crate) fn is_cometd(&self) -> bool {
+        match self {
+            Received::CometD(_) => true,
+            Received::PubSub { .. } => false,
+            Received::Queued(queued) => queued.cometd,
         }
     }
 
@@ -93,6 +128,8 @@ impl Received {
         match self {
             Received::CometD(message) => message.ack(),
             Received::PubSub { message, .. } => message.ack(),
+            // The work consumer acks it to RabbitMQ.
+            Received::Queued(_) => {}
         }
     }
 }

@@ -1,7 +1,10 @@
 //! Cluster mode in one process: replicas of one service (same name, same
 //! `CLUSTER:`) against the emulator and a private redis-server. One
 //! streamer per channel, every event handled once, a graceful stop hands
-//! the channels over within a second, and the markers are shared.
+//! the channels over within a second, and the markers are shared. These
+//! replicas run without work queues (`WORK_QUEUES: false`: each channel's
+//! handlers run on its leader); `work_queues.rs` spreads them over
+//! RabbitMQ.
 
 mod common;
 
@@ -35,7 +38,7 @@ async fn replica(
     handled: Handled,
 ) -> RunningService {
     let cluster = format!(
-        "CLUSTER:\n  REDIS_URI: {redis}\n  LEASE_TTL: 2\n  REPLICA_ID: {replica}\nMETRICS_PORT: 0"
+        "CLUSTER:\n  REDIS_URI: {redis}\n  LEASE_TTL: 2\n  REPLICA_ID: {replica}\n  WORK_QUEUES: false\nMETRICS_PORT: 0"
     );
     let name = replica.to_string();
     Service::new(service)

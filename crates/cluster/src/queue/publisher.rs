@@ -241,6 +241,9 @@ impl Writer {
         let mut channel: Option<Channel> = None;
         let mut next_seq = 0u64;
         let mut attempt = 0u32;
+        // Whether a channel was open before (what is pending then was
+        // written once already).
+        let mut reopened = false;
         let mut inbox_open = true;
         let mut closed = self.conn.closed_signal();
         loop {
@@ -263,9 +266,10 @@ impl Writer {
                 match self.open(&exchange).await {
                     Ok(ch) => {
                         confirms = FuturesUnordered::new();
-                        match write_all(&ch, &exchange, &pending, &mut confirms).await {
+                        match write_all(&ch, &exchange, &pending, &mut confirms, reopened).await {
                             Ok(()) => {
                                 attempt = 0;
+                                reopened = true;
                                 channel = Some(ch);
                             }
                             Err(e) => {
@@ -389,12 +393,13 @@ async fn write_all(
     exchange: &ExchangeDeclaration,
     pending: &BTreeMap<u64, Job>,
     confirms: &mut FuturesUnordered<ConfirmFuture>,
+    again: bool,
 ) -> Result<(), lapin::Error> {
     for (&seq, job) in pending {
         let confirm = write(channel, exchange, job).await?;
         confirms.push(Box::pin(async move { (seq, confirm.await) }));
     }
-    if !pending.is_empty() {
+    if again && !pending.is_empty() {
         tracing::info!(
             rewritten = pending.len(),
             "unconfirmed work messages written again"

@@ -11,7 +11,8 @@ use sfstream_salesforce::{LoginUrl, Secret, Transport};
 use super::schema::{Raw, RawCluster, RawSalesforce, Text};
 use super::{
     ClusterConfig, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_LEASE_TTL,
-    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, OnFailure, ReplayStoreConfig, SalesforceConfig,
+    DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, DEFAULT_PARTITIONS, OnFailure, ReplayStoreConfig,
+    SalesforceConfig, WorkQueueConfig,
 };
 use sfstream_salesforce::replay::redact_url;
 
@@ -127,12 +128,13 @@ pub(super) fn build(raw: Raw, document: Value) -> Result<Config, ConfigError> {
         config.salesforce = Some(salesforce(section)?);
     }
     if let Some(section) = top.cluster {
-        config.cluster = Some(cluster(section)?);
+        let amqp = config.amqp_uri.is_some();
+        config.cluster = Some(cluster(section, amqp, config.max_workers)?);
     }
     Ok(config)
 }
 
-fn cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
+fn cluster(raw: RawCluster, amqp: bool, max_workers: usize) -> Result<ClusterConfig, ConfigError> {
     let redis_uri = nonempty(&raw.redis_uri)
         .ok_or_else(|| ConfigError::invalid("CLUSTER.REDIS_URI", "missing or empty"))?
         .to_string();
@@ -162,11 +164,71 @@ fn cluster(raw: RawCluster) -> Result<ClusterConfig, ConfigError> {
         Some(id) => id.to_string(),
         None => default_replica_id(),
     };
+    let work_queues = work_queues(&raw, amqp, max_workers)?;
     Ok(ClusterConfig {
         redis_uri,
         lease_ttl,
         replica_id,
+        work_queues,
     })
+}
+
+/// `CLUSTER.WORK_QUEUES` (default: on when `AMQP_URI` is set), `ORDERING`,
+/// `PARTITIONS`, `PREFETCH`.
+fn work_queues(
+    raw: &RawCluster,
+    amqp: bool,
+    max_workers: usize,
+) -> Result<Option<WorkQueueConfig>, ConfigError> {
+    use sfstream_cluster::queue::{MAX_PARTITIONS, Ordering};
+    match (raw.work_queues, amqp) {
+        (Some(false), _) | (None, false) => return Ok(None),
+        (Some(true), false) => {
+            return Err(ConfigError::invalid(
+                "CLUSTER.WORK_QUEUES",
+                "the work queues are on RabbitMQ: set AMQP_URI, or WORK_QUEUES: false to run handlers on the replica that streams",
+            ));
+        }
+        _ => {}
+    }
+    let ordering = match nonempty(&raw.ordering)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("none") => Ordering::None,
+        Some("strict") => Ordering::Strict,
+        Some("by_record") => Ordering::ByRecord {
+            partitions: raw.partitions.unwrap_or(DEFAULT_PARTITIONS),
+        },
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                "CLUSTER.ORDERING",
+                format!("`{other}` is not one of none, strict, by_record"),
+            ));
+        }
+    };
+    if raw.partitions.is_some() && !matches!(ordering, Ordering::ByRecord { .. }) {
+        return Err(ConfigError::invalid(
+            "CLUSTER.PARTITIONS",
+            "only goes with ORDERING: by_record",
+        ));
+    }
+    if let Ordering::ByRecord { partitions } = ordering
+        && !(1..=MAX_PARTITIONS).contains(&partitions)
+    {
+        return Err(ConfigError::invalid(
+            "CLUSTER.PARTITIONS",
+            format!("{partitions}: 1 to {MAX_PARTITIONS} allowed"),
+        ));
+    }
+    let prefetch = match raw.prefetch {
+        Some(0) => {
+            return Err(ConfigError::invalid("CLUSTER.PREFETCH", "at least 1"));
+        }
+        Some(n) => n,
+        None => u16::try_from(max_workers.max(1)).unwrap_or(u16::MAX),
+    };
+    Ok(Some(WorkQueueConfig { ordering, prefetch }))
 }
 
 /// `host-pid-xxxx`: unique per process, readable in `/health`.

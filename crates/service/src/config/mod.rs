@@ -275,7 +275,43 @@ pub struct ClusterConfig {
     /// `REPLICA_ID`: this replica's name in the leases (default: host,
     /// process id and a random suffix).
     pub replica_id: String,
+    /// How handlers are spread over the replicas through RabbitMQ work
+    /// queues; `None` (`WORK_QUEUES: false`, or no `AMQP_URI`): each
+    /// channel's events are handled by the replica that streams it.
+    pub work_queues: Option<WorkQueueConfig>,
 }
+
+/// `CLUSTER:`'s work queue keys: the replica that streams a channel
+/// publishes each event to a durable RabbitMQ queue per entrypoint (with
+/// publisher confirms, moving the replay marker once RabbitMQ confirmed),
+/// and every replica consumes those queues.
+///
+/// ```
+/// use sfstream_service::config::Config;
+/// use sfstream_cluster::queue::Ordering;
+///
+/// let yaml = "AMQP_URI: 'pyamqp://guest:guest@localhost'\nCLUSTER:\n  REDIS_URI: redis://127.0.0.1:6379/0\n  ORDERING: by_record\n  PARTITIONS: 4\n";
+/// let config = Config::from_yaml_with_env(yaml, |_| None)?;
+/// let queues = config.cluster.and_then(|c| c.work_queues).expect("on with AMQP_URI");
+/// assert_eq!(queues.ordering, Ordering::ByRecord { partitions: 4 });
+/// # Ok::<(), sfstream_service::config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkQueueConfig {
+    /// `ORDERING`: `none` (default: every replica handles at once),
+    /// `strict` (one handler at a time in the cluster, in order) or
+    /// `by_record` (in order per record, over `PARTITIONS` queues, default
+    /// 8).
+    pub ordering: sfstream_cluster::queue::Ordering,
+    /// `PREFETCH`: messages a replica takes at once per queue (default
+    /// `max_workers`); with `ORDERING: none` also its handlers at once per
+    /// entrypoint.
+    pub prefetch: u16,
+}
+
+/// `CLUSTER.PARTITIONS` when `ORDERING: by_record` gives none.
+pub const DEFAULT_PARTITIONS: u16 = 8;
 
 impl fmt::Debug for ClusterConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -283,6 +319,7 @@ impl fmt::Debug for ClusterConfig {
             .field("redis_uri", &redact_url(&self.redis_uri))
             .field("lease_ttl", &self.lease_ttl)
             .field("replica_id", &self.replica_id)
+            .field("work_queues", &self.work_queues)
             .finish()
     }
 }

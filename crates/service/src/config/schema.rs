@@ -28,6 +28,10 @@ pub(super) struct RawCluster {
     pub redis_uri: Option<Text>,
     pub lease_ttl: Option<f64>,
     pub replica_id: Option<Text>,
+    pub work_queues: Option<bool>,
+    pub ordering: Option<Text>,
+    pub partitions: Option<u16>,
+    pub prefetch: Option<u16>,
 }
 
 /// Delivery and operations keys, read both at the top level and under

@@ -18,6 +18,7 @@ use sfstream_salesforce::replay::{Fence, RedisStore, ReplayStore, open_redis_sto
 use sfstream_salesforce::rest::SalesforceClient;
 
 use super::dispatch::Dispatcher;
+use super::work::Work;
 use super::{Connected, Session, Subscriptions, connect, sources};
 use crate::config::{ClusterConfig, ReplayStoreConfig, SalesforceConfig};
 use crate::error::ServiceError;
@@ -117,17 +118,48 @@ pub(super) async fn start(
     let status = tokio::spawn(report(elector.clone(), cluster.replica_id, metrics));
 
     let config = context.config().clone();
-    let dispatcher = Dispatcher::new(subscriptions, section.max_in_flight, context, config)
-        .gap_handlers(gap_handlers);
+    // With work queues every replica handles what the leaders publish.
+    let work = match cluster.work_queues {
+        Some(settings) => match Work::start(&subscriptions, settings, &context, &config).await {
+            Ok(work) => Some(work),
+            Err(error) => {
+                elector.stop(RELEASE_TIMEOUT).await;
+                leadership.abort();
+                status.abort();
+                clients.close().await;
+                return Err(error);
+            }
+        },
+        None => None,
+    };
+    let mut dispatcher = Dispatcher::new(
+        subscriptions,
+        section.max_in_flight,
+        context,
+        config.clone(),
+    )
+    .gap_handlers(gap_handlers);
+    if let Some(work) = &work {
+        dispatcher = dispatcher.work(work.out.clone());
+    }
     let messages = sources::merge(cometd_messages, pubsub_messages);
     Ok(Box::pin(async move {
-        // Handlers drain and markers are committed while the leases still
-        // hold; then they are handed over.
+        // Events are handled (or, with work queues, confirmed by RabbitMQ)
+        // and markers committed while the leases still hold; then they are
+        // handed over.
         let result = dispatcher.run(clients, messages, shutdown).await;
         elector.stop(RELEASE_TIMEOUT).await;
         leadership.abort();
         status.abort();
-        result
+        let failed = match work {
+            Some(work) => work.stop(config.shutdown_timeout).await,
+            None => None,
+        };
+        match (result, failed) {
+            (Err(error), _) => Err(error),
+            (Ok(()), Some(error)) => Err(error),
+            (Ok(()), None) => Ok(()),
+        }
     }))
 }
 

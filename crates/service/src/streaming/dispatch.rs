@@ -30,7 +30,7 @@ use crate::shutdown::ShutdownSignal;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// What became of one event.
-enum Outcome {
+pub(super) enum Handled {
     /// Every handler succeeded.
     Handled,
     /// A handler failed for good and the event was recorded as failed (skip).
@@ -63,6 +63,9 @@ type Windows = Mutex<HashMap<String, Window>>;
 
 pub(super) struct Dispatcher {
     subscriptions: Arc<Subscriptions>,
+    /// Cluster mode with work queues: events go to RabbitMQ, not to the
+    /// handlers here.
+    work: Option<Arc<super::work::WorkOut>>,
     gap_handlers: Arc<Vec<super::gaps::GapHandler>>,
     windows: Arc<Windows>,
     max_in_flight: usize,
@@ -79,6 +82,7 @@ impl Dispatcher {
     ) -> Self {
         Self {
             subscriptions: Arc::new(subscriptions),
+            work: None,
             gap_handlers: Arc::default(),
             windows: Arc::new(Mutex::new(HashMap::new())),
             max_in_flight: max_in_flight.max(1),
@@ -93,13 +97,26 @@ impl Dispatcher {
         self
     }
 
+    /// Publishes the events to the work queues instead of calling the
+    /// handlers.
+    pub(super) fn work(mut self, out: Arc<super::work::WorkOut>) -> Self {
+        self.work = Some(out);
+        self
+    }
+
     pub(super) async fn run(
         self,
         clients: Clients,
         mut messages: BoxStream<'static, Result<Received, SourceError>>,
         shutdown: ShutdownSignal,
     ) -> Result<(), ServiceError> {
-        let workers = Arc::new(Semaphore::new(self.config.max_workers.max(1)));
+        // Publishing events is pipelined up to the publisher's window;
+        // handlers run up to max_workers at once.
+        let concurrency = match self.work {
+            Some(_) => super::work::PUBLISHES_IN_FLIGHT,
+            None => self.config.max_workers.max(1),
+        };
+        let workers = Arc::new(Semaphore::new(concurrency));
         let fatal: Arc<Mutex<Option<ServiceError>>> = Arc::new(Mutex::new(None));
         let mut tasks = JoinSet::new();
         let mut ended: Option<ServiceError> = None;
@@ -150,7 +167,24 @@ impl Dispatcher {
                     let Some(room) = self.room(&key, &shutdown).await else {
                         break;
                     };
-                    self.dispatch(key, message, permit, room, &mut tasks, &fatal);
+                    if let Some(work) = &self.work {
+                        let forwarded = self
+                            .forward(
+                                work.clone(),
+                                key,
+                                message,
+                                permit,
+                                room,
+                                &mut tasks,
+                                &shutdown,
+                            )
+                            .await;
+                        if !forwarded {
+                            break;
+                        }
+                    } else {
+                        self.dispatch(key, message, permit, room, &mut tasks, &fatal);
+                    }
                 }
                 Some(Err(error)) => {
                     if let Some(channel) = error.failed_channel() {
@@ -262,20 +296,8 @@ impl Dispatcher {
         metrics.received.increment(1);
         let handlers = self.subscriptions.handlers(&key);
         let message = Arc::new(message);
-        let ticket = {
-            let mut windows = self.windows.lock();
-            let Some(window) = windows.get_mut(&key) else {
-                // `room` made the window; it is never removed.
-                return;
-            };
-            let ticket = window.watermark.push(InFlight {
-                message: message.clone(),
-                _room: room,
-            });
-            metrics
-                .watermark_lag
-                .set(window.watermark.in_flight() as f64);
-            ticket
+        let Some(ticket) = self.push(&key, &message, room, &metrics) else {
+            return;
         };
         if handlers.is_empty() {
             tracing::warn!(channel = %key, replay_id = ?message.replay_text(), "no handler for this channel; skipping the event");
@@ -300,9 +322,9 @@ impl Dispatcher {
             let mut skipped = false;
             for outcome in outcomes {
                 match outcome {
-                    Outcome::Handled => {}
-                    Outcome::Skipped => skipped = true,
-                    Outcome::Fatal(error) => {
+                    Handled::Handled => {}
+                    Handled::Skipped => skipped = true,
+                    Handled::Fatal(error) => {
                         metrics.failed.increment(1);
                         fatal.lock().get_or_insert(error);
                         context.shutdown().trigger();
@@ -321,6 +343,66 @@ impl Dispatcher {
             }
             complete(&windows, &key, ticket, &metrics, context.metrics());
         });
+    }
+}
+
+impl Dispatcher {
+    /// Puts an event in its subscription's window.
+    fn push(
+        &self,
+        key: &str,
+        message: &Arc<Received>,
+        room: OwnedSemaphorePermit,
+        metrics: &crate::metrics::ChannelMetrics,
+    ) -> Option<Ticket> {
+        let mut windows = self.windows.lock();
+        // `room` made the window; it is never removed.
+        let window = windows.get_mut(key)?;
+        let ticket = window.watermark.push(InFlight {
+            message: message.clone(),
+            _room: room,
+        });
+        metrics
+            .watermark_lag
+            .set(window.watermark.in_flight() as f64);
+        Some(ticket)
+    }
+
+    /// Cluster mode with work queues: hands the event to the publisher (in
+    /// stream order) and commits it once RabbitMQ confirmed every message
+    /// of it. `false` when the service stops meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward(
+        &self,
+        work: Arc<super::work::WorkOut>,
+        key: String,
+        message: Received,
+        permit: OwnedSemaphorePermit,
+        room: OwnedSemaphorePermit,
+        tasks: &mut JoinSet<()>,
+        shutdown: &ShutdownSignal,
+    ) -> bool {
+        let metrics = self.context.metrics().channel(&key);
+        metrics.received.increment(1);
+        let message = Arc::new(message);
+        let Some(ticket) = self.push(&key, &message, room, &metrics) else {
+            return true;
+        };
+        let sent = tokio::select! {
+            biased;
+            _ = shutdown.wait() => return false,
+            sent = work.send(&key, &message) => sent,
+        };
+        let windows = self.windows.clone();
+        let service = self.context.metrics().clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            if work.confirmed(&key, &message, sent, &shutdown).await {
+                complete(&windows, &key, ticket, &metrics, &service);
+            }
+        });
+        true
     }
 }
 
@@ -355,12 +437,12 @@ fn complete(
 
 /// Calls a handler, retrying with exponential backoff; applies the
 /// failure policy once the retries are spent.
-async fn call_with_policy(
+pub(super) async fn call_with_policy(
     handler: BoundHandler,
     event: Arc<EventContext>,
     config: &Config,
     metrics: &crate::metrics::ChannelMetrics,
-) -> Outcome {
+) -> Handled {
     let backoff = Backoff {
         initial: config.retry_delay,
         max: MAX_RETRY_DELAY,
@@ -392,7 +474,7 @@ async fn call_with_policy(
             .handler_seconds
             .record(started.elapsed().as_secs_f64());
         let error = match result {
-            Ok(()) => return Outcome::Handled,
+            Ok(()) => return Handled::Handled,
             Err(error) => error,
         };
         let channel = event.channel();
@@ -413,14 +495,14 @@ async fn call_with_policy(
                     handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
                     "handler failed; event recorded as failed and skipped (ON_FAILURE: skip)"
                 );
-                Outcome::Skipped
+                Handled::Skipped
             }
             _ => {
                 tracing::error!(
                     handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
                     "handler failed; stopping the service (ON_FAILURE: stop)"
                 );
-                Outcome::Fatal(ServiceError::HandlerFailed {
+                Handled::Fatal(ServiceError::HandlerFailed {
                     handler: handler.name.to_string(),
                     channel: channel.to_string(),
                     replay_id,

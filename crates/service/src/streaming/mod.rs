@@ -30,6 +30,7 @@ mod cluster;
 mod dispatch;
 mod gaps;
 mod sources;
+mod work;
 
 pub(crate) use gaps::GapHandler;
 

@@ -19,8 +19,13 @@ pub async fn emulator() -> Emulator {
 /// A config logging in to `emulator` with SOAP (as the Python extension),
 /// with `salesforce` extra lines under `SALESFORCE:` and `top` at the top.
 pub fn config(emulator: &Emulator, top: &str, salesforce: &str) -> Config {
+    config_on(emulator, "pyamqp://guest:guest@localhost", top, salesforce)
+}
+
+/// [`config`] with `AMQP_URI: amqp_uri` (e.g. a test's own virtual host).
+pub fn config_on(emulator: &Emulator, amqp_uri: &str, top: &str, salesforce: &str) -> Config {
     let mut yaml = format!(
-        "AMQP_URI: 'pyamqp://guest:guest@localhost'\n{top}\nSALESFORCE:\n{}",
+        "AMQP_URI: '{amqp_uri}'\n{top}\nSALESFORCE:\n{}",
         service_settings(&emulator.url())
     );
     // Test defaults, unless the caller sets them.
