@@ -1,10 +1,15 @@
 //! Three replicas of `sfstream run` (separate processes) sharing one
-//! `PROXY:` channel through `CLUSTER:`, against the in-process emulator, a
-//! private redis-server and RabbitMQ, with Contacts changing all along:
-//! kill -9 the leader (another leads within 10 s), SIGSTOP the next leader
-//! past its lease and SIGCONT it (it steps down; the marker never moves
-//! backwards; no second stream); a Nameko event handler receives every
-//! change, duplicates only around the failovers.
+//! `PROXY:` channel through `CLUSTER:` (with work queues: the leader
+//! publishes to RabbitMQ, every replica dispatches), against the
+//! in-process emulator, a private persistent redis-server and the real
+//! RabbitMQ, with Contacts created all along: kill -9 the leader (another
+//! leads within 10 s), SIGSTOP the next leader past its lease and SIGCONT
+//! it (it steps down; the marker never moves backwards; no second stream),
+//! restart Redis, restart RabbitMQ (`rabbitmqctl stop_app`/`start_app`;
+//! this test runs alone, see `.config/nextest.toml`). A Python Nameko
+//! `@event_handler` (`nameko run`) receives every change (by record id:
+//! one creation, one event, one replay id), duplicates only around the
+//! failovers and restarts.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -15,8 +20,9 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 use sfstream_emulator::{Emulator, EmulatorConfig};
-use sfstream_nameko::{Connection, EventHandler, HandlerError};
+use sfstream_nameko::{Connection, EventDispatcher};
 use sfstream_testkit::emulator::service_settings;
+use sfstream_testkit::peers::python;
 use sfstream_testkit::rabbitmq::Vhost;
 use sfstream_testkit::redis::RedisServer;
 use sfstream_testkit::unique;
@@ -26,6 +32,92 @@ use tokio::process::{Child, Command};
 const BIN: &str = env!("CARGO_BIN_EXE_sfstream");
 const CHANNEL: &str = "/topic/Contact";
 const TTL_SECS: u64 = 2;
+
+/// The Python side: a plain Nameko service with one `@event_handler` for
+/// the proxy's events, printing each payload's record id.
+const PY_LISTENER: &str = r#"
+import json
+import sys
+
+from nameko.events import event_handler
+
+
+class Listener:
+    name = "__LISTENER__"
+
+    @event_handler("__SERVICE__", "salesforce_contact_created")
+    def on_contact(self, payload):
+        sys.stdout.write(json.dumps({"id": payload.get("Id")}) + "\n")
+        sys.stdout.flush()
+"#;
+
+fn rabbitmqctl(args: &[&str]) -> bool {
+    std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// Starts the RabbitMQ application again on drop (also when the test fails).
+struct BrokerGuard;
+
+impl Drop for BrokerGuard {
+    fn drop(&mut self) {
+        rabbitmqctl(&["start_app"]);
+        rabbitmqctl(&["await_startup", "--timeout", "60"]);
+    }
+}
+
+/// Starts `nameko run` with the listener; every record id it reports is
+/// counted in `received`.
+fn nameko_listener(
+    dir: &Path,
+    amqp_uri: &str,
+    service: &str,
+    received: Arc<Mutex<BTreeMap<String, usize>>>,
+) -> Child {
+    let listener = unique("listener");
+    std::fs::write(
+        dir.join("listener.py"),
+        PY_LISTENER
+            .replace("__LISTENER__", &listener)
+            .replace("__SERVICE__", service),
+    )
+    .expect("listener.py");
+    let config = dir.join("nameko.yaml");
+    std::fs::write(&config, format!("AMQP_URI: '{amqp_uri}'\n")).expect("nameko.yaml");
+    let mut child = Command::new(python())
+        .args(["-m", "nameko", "run", "--config"])
+        .arg(&config)
+        .arg("listener:Listener")
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn nameko run");
+    let stdout = child.stdout.take().expect("stdout");
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && let Some(id) = v["id"].as_str()
+            {
+                *received.lock().entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+    });
+    let stderr = child.stderr.take().expect("stderr");
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            eprintln!("nameko run: {line}");
+        }
+    });
+    child
+}
 
 struct Replica {
     name: String,
@@ -104,9 +196,10 @@ async fn holder(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
+async fn three_replicas_fail_over_on_kill_fence_a_stopped_leader_and_ride_out_redis_and_rabbitmq_restarts()
+ {
     let vhost = Vhost::create();
-    let redis = RedisServer::start().await;
+    let mut redis = RedisServer::start_persistent().await;
     let mut config = EmulatorConfig::for_tests();
     config.connect_hold = Duration::from_secs(1);
     let org = Emulator::start(config).await.expect("emulator");
@@ -121,25 +214,26 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
     );
     std::fs::write(&path, yaml).expect("config");
 
-    // The Nameko side: every proxied change, by record id.
+    // The Python Nameko side; ready once a probe event reaches it.
+    let received: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
+    let mut nameko = nameko_listener(dir.path(), &vhost.pyamqp_uri(), &service, received.clone());
     let connection = Connection::connect(&vhost.pyamqp_uri())
         .await
         .expect("RabbitMQ");
-    let received: Arc<Mutex<BTreeMap<String, usize>>> = Arc::default();
-    let sink = received.clone();
-    let handler = EventHandler::new(
-        unique("listener"),
-        "on_contact",
-        &service,
-        "salesforce_contact_created",
-    )
-    .start(&connection, move |_ctx, payload: Value| {
-        let id = payload["Id"].as_str().unwrap_or_default().to_string();
-        *sink.lock().entry(id).or_insert(0) += 1;
-        async { Ok::<(), HandlerError>(()) }
-    })
-    .await
-    .expect("event handler");
+    let probe = EventDispatcher::new(&connection, &service);
+    let ready = Instant::now();
+    while !received.lock().contains_key("probe") {
+        assert!(
+            ready.elapsed() < Duration::from_secs(60),
+            "nameko run never received the probe event"
+        );
+        let _ = probe
+            .dispatch("salesforce_contact_created", &json!({"Id": "probe"}))
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    connection.close().await;
+    received.lock().clear();
 
     let mut replicas: Vec<Replica> = ["r1", "r2", "r3"]
         .iter()
@@ -155,12 +249,17 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
     let (first, _) = holder(&mut conn, &lease, None, Duration::from_secs(30)).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Contacts change all along; the marker is sampled: it never goes back.
+    // Contacts are created all along (until told to stop, at most 2,000);
+    // the marker is sampled: it never goes back.
     let created: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (stop_producing, mut producing_stopped) = tokio::sync::watch::channel(false);
     let producing = {
         let (created, org) = (created.clone(), org.org().clone());
         tokio::spawn(async move {
-            for i in 0..300 {
+            for i in 0..2000 {
+                if *producing_stopped.borrow_and_update() {
+                    break;
+                }
                 let fields = json!({"LastName": format!("C{i}")});
                 let change = org.create_record(
                     "Contact",
@@ -181,10 +280,15 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
     };
     let markers: Arc<Mutex<Vec<i64>>> = Arc::default();
     let sampling = {
-        let (markers, mut conn, key) = (markers.clone(), conn.clone(), marker_key.clone());
+        let (markers, client, key) = (markers.clone(), client.clone(), marker_key.clone());
         tokio::spawn(async move {
             loop {
-                if let Some(v) = redis_get(&mut conn, &key).await
+                // A connection per sample: Redis restarts meanwhile.
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                    && let Ok(Some(v)) = redis::cmd("GET")
+                        .arg(&key)
+                        .query_async::<Option<String>>(&mut conn)
+                        .await
                     && let Ok(id) = v.parse::<i64>()
                 {
                     markers.lock().push(id);
@@ -249,11 +353,33 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
         "one stream: the third replica keeps the lease"
     );
 
-    // 3. Everything created arrives.
+    // 3. Redis restarts (its data kept, as a production Redis's).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    redis.restart().await;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis again");
+    let _ = holder(&mut conn, &lease, None, Duration::from_secs(15)).await;
+
+    // 4. RabbitMQ restarts: durable queues and persistent messages stay.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    {
+        let _guard = BrokerGuard;
+        let stopped = tokio::task::spawn_blocking(|| rabbitmqctl(&["stop_app"]))
+            .await
+            .unwrap_or(false);
+        assert!(stopped, "rabbitmqctl stop_app");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // 5. Everything created arrives at the Python handler.
+    stop_producing.send_replace(true);
     producing.await.expect("producer");
     let all: BTreeSet<String> = created.lock().iter().cloned().collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline && received.lock().len() < all.len() {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline && !all.iter().all(|id| received.lock().contains_key(id)) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sampling.abort();
@@ -267,7 +393,7 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
     );
     let duplicates = got.values().filter(|n| **n > 1).count();
     eprintln!(
-        "{} changes, {} delivered more than once (around the two failovers)",
+        "{} changes, {} delivered more than once (around the failovers and restarts)",
         all.len(),
         duplicates
     );
@@ -284,6 +410,6 @@ async fn three_replicas_fail_over_on_kill_and_fence_a_stopped_leader() {
     for replica in &mut replicas {
         let _ = tokio::time::timeout(Duration::from_secs(15), replica.child.wait()).await;
     }
-    handler.shutdown(Duration::from_secs(5)).await;
-    connection.close().await;
+    let _ = nameko.start_kill();
+    let _ = nameko.wait().await;
 }

@@ -7,12 +7,15 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-/// A `redis-server` on a free loopback port, without persistence (the
-/// test decides what survives a restart: nothing). Killed on drop.
+/// A `redis-server` on a free loopback port, without persistence (nothing
+/// survives a restart) unless started with
+/// [`start_persistent`](Self::start_persistent). Killed on drop.
 #[derive(Debug)]
 pub struct RedisServer {
     port: u16,
     child: Option<Child>,
+    /// With persistence: where its append-only file lives.
+    data: Option<tempfile::TempDir>,
 }
 
 impl RedisServer {
@@ -22,7 +25,28 @@ impl RedisServer {
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
-        let mut server = Self { port, child: None };
+        let mut server = Self {
+            port,
+            child: None,
+            data: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts one that keeps its data across [`restart`](Self::restart)s
+    /// and kills, as a production Redis with `appendonly yes` and
+    /// `appendfsync always` does.
+    pub async fn start_persistent() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut server = Self {
+            port,
+            child: None,
+            data: Some(tempfile::tempdir().expect("a data directory")),
+        };
         server.restart().await;
         server
     }
@@ -40,13 +64,28 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port, empty; returns once it accepts
-    /// connections (at most 5 s). Kills the running one first, if any.
+    /// Starts it again on the same port (empty, unless persistent);
+    /// returns once it accepts connections (at most 5 s). Kills the
+    /// running one first, if any.
     pub async fn restart(&mut self) {
         self.kill().await;
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
+        let mut command = Command::new("redis-server");
+        command.args(["--bind", "127.0.0.1", "--port", &self.port.to_string()]);
+        match &self.data {
+            Some(dir) => command
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .arg("--dir")
+                .arg(dir.path()),
+            None => command.args(["--save", "", "--appendonly", "no"]),
+        };
+        let child = command
             .stdout(Stdio::null())
             .kill_on_drop(true)
             .spawn()
