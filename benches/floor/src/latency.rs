@@ -52,12 +52,29 @@ fn percentile(sorted: &[u128], p: f64) -> u128 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-pub async fn run(n: &str, interval_ms: &str) -> Result<()> {
+/// Cluster mode for [`run`]: `queue` (work queues on) or `leader`
+/// (handlers on the streaming replica), the Redis and AMQP URIs.
+pub struct Cluster<'a> {
+    pub mode: &'a str,
+    pub redis_url: &'a str,
+    pub amqp_uri: &'a str,
+}
+
+pub async fn run(n: &str, interval_ms: &str, cluster: Option<Cluster<'_>>) -> Result<()> {
     let n: usize = n.parse()?;
     let interval = Duration::from_micros((interval_ms.parse::<f64>()? * 1000.0) as u64);
     let emulator = Emulator::start(EmulatorConfig::default()).await?;
+    let top = match &cluster {
+        None => "AMQP_URI: 'pyamqp://guest:guest@localhost'\n".to_string(),
+        Some(c) => format!(
+            "AMQP_URI: '{}'\nCLUSTER:\n  REDIS_URI: {}\n  LEASE_TTL: 5\n  WORK_QUEUES: {}\n",
+            c.amqp_uri,
+            c.redis_url,
+            c.mode == "queue"
+        ),
+    };
     let yaml = format!(
-        "AMQP_URI: 'pyamqp://guest:guest@localhost'\nSALESFORCE:\n  USERNAME: {USERNAME}\n  PASSWORD: {PASSWORD}\n  SECURITY_TOKEN: {SECURITY_TOKEN}\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
+        "{top}SALESFORCE:\n  USERNAME: {USERNAME}\n  PASSWORD: {PASSWORD}\n  SECURITY_TOKEN: {SECURITY_TOKEN}\n  SANDBOX: False\n  LOGIN_URL: {}\n  RETRY_DELAY: 0.01\n  SHUTDOWN_TIMEOUT: 10\n",
         emulator.url()
     );
     let config = Config::from_yaml_with_env(&yaml, env_from::<&str, &str>([]))?;
@@ -127,6 +144,7 @@ pub async fn run(n: &str, interval_ms: &str) -> Result<()> {
     println!(
         "{}",
         json!({
+            "mode": cluster.as_ref().map_or("single", |c| c.mode),
             "created": n,
             "handled": micros.len(),
             "interval_ms": interval.as_secs_f64() * 1000.0,

@@ -25,8 +25,14 @@
 //! ```text
 //! sfstream-bench rpc-server NAME [MAX_WORKERS] [LIFETIME_S]
 //! sfstream-bench rpc-client NAME CALLS CONCURRENCY
-//! sfstream-bench latency N [INTERVAL_MS]
+//! sfstream-bench latency N [INTERVAL_MS [queue|leader REDIS_URL AMQP_URI]]
+//! sfstream-bench cluster-replica CONFIG WORK_US
+//! sfstream-bench cluster-drain REPLICAS EVENTS WORK_US REDIS_URL AMQP_URI
 //! ```
+//!
+//! `latency … queue|leader` runs the service in cluster mode, with or
+//! without the work queue hop; `cluster-*` is benches/cluster.sh (see
+//! `cluster.rs`).
 //!
 //! ```text
 //! sfstream-bench setup-cdc URL COUNT
@@ -43,6 +49,7 @@
 //! handler call against the in-process emulator (see `latency.rs`).
 
 mod ceiling;
+mod cluster;
 mod latency;
 mod pubsub;
 mod rpc;
@@ -126,8 +133,20 @@ fn main() -> ExitCode {
             })
         }
         ["setup-cdc", url, count] => runtime.block_on(pubsub::setup_cdc(url, count)),
-        ["latency", n] => runtime.block_on(latency::run(n, "2")),
-        ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms)),
+        ["latency", n] => runtime.block_on(latency::run(n, "2", None)),
+        ["latency", n, interval_ms] => runtime.block_on(latency::run(n, interval_ms, None)),
+        ["latency", n, interval_ms, mode @ ("queue" | "leader"), redis_url, amqp_uri] => {
+            let cluster = latency::Cluster {
+                mode,
+                redis_url,
+                amqp_uri,
+            };
+            runtime.block_on(latency::run(n, interval_ms, Some(cluster)))
+        }
+        ["cluster-replica", config, work_us] => runtime.block_on(cluster::replica(config, work_us)),
+        ["cluster-drain", replicas, events, work_us, redis_url, amqp_uri] => {
+            runtime.block_on(cluster::drain(replicas, events, work_us, redis_url, amqp_uri))
+        }
         _ => Err(
             "usage: sfstream-bench setup URL TOPIC COUNT [FIELD_BYTES]\n       \
                   sfstream-bench drain URL TOPIC EVENTS parse|count\n       \
@@ -137,7 +156,9 @@ fn main() -> ExitCode {
                   sfstream-bench rpc-client NAME CALLS CONCURRENCY\n       \
                   sfstream-bench ceiling-server NAME [PREFETCH] [LIFETIME_S]\n       \
                   sfstream-bench ceiling-client NAME CALLS CONCURRENCY\n       \
-                  sfstream-bench latency N [INTERVAL_MS]"
+                  sfstream-bench latency N [INTERVAL_MS [queue|leader REDIS_URL AMQP_URI]]\n       \
+                  sfstream-bench cluster-replica CONFIG WORK_US\n       \
+                  sfstream-bench cluster-drain REPLICAS EVENTS WORK_US REDIS_URL AMQP_URI"
                 .into(),
         ),
     };

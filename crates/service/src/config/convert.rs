@@ -366,6 +366,49 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
 mod tests {
     use crate::config::Config;
 
+    /// Work queues: on with AMQP_URI unless switched off; their keys are
+    /// checked and named in errors.
+    #[test]
+    fn cluster_work_queue_keys() {
+        use sfstream_cluster::queue::Ordering;
+        let load = |yaml: &str| Config::from_yaml_with_env(yaml, |_| None);
+        let amqp = "AMQP_URI: 'pyamqp://guest:guest@localhost'\nmax_workers: 7\n";
+        let cluster = "CLUSTER:\n  REDIS_URI: redis://127.0.0.1:6379/0\n";
+        let queues = |yaml: &str| {
+            load(yaml)
+                .expect("config")
+                .cluster
+                .expect("cluster")
+                .work_queues
+        };
+        let on = queues(&format!("{amqp}{cluster}")).expect("on with AMQP_URI");
+        assert_eq!((on.ordering, on.prefetch), (Ordering::None, 7));
+        assert!(queues(cluster).is_none(), "off without AMQP_URI");
+        assert!(queues(&format!("{amqp}{cluster}  WORK_QUEUES: false\n")).is_none());
+        let strict = queues(&format!(
+            "{amqp}{cluster}  ORDERING: Strict\n  PREFETCH: 3\n"
+        ));
+        assert_eq!(
+            strict.map(|q| (q.ordering, q.prefetch)),
+            Some((Ordering::Strict, 3))
+        );
+        for (extra, key) in [
+            ("  WORK_QUEUES: true\n", "CLUSTER.WORK_QUEUES"),
+            ("  ORDERING: random\n", "CLUSTER.ORDERING"),
+            ("  PARTITIONS: 4\n", "CLUSTER.PARTITIONS"),
+            (
+                "  ORDERING: by_record\n  PARTITIONS: 0\n",
+                "CLUSTER.PARTITIONS",
+            ),
+            ("  PREFETCH: 0\n", "CLUSTER.PREFETCH"),
+        ] {
+            let with_amqp = extra != "  WORK_QUEUES: true\n";
+            let yaml = format!("{}{cluster}{extra}", if with_amqp { amqp } else { "" });
+            let err = load(&yaml).expect_err(extra);
+            assert_eq!(err.key(), Some(key), "{extra}: {err}");
+        }
+    }
+
     /// The config's `SALESFORCE:` keys go through the one login policy
     /// (`docs/logins.md`); its errors name the config key.
     #[test]

@@ -30,7 +30,7 @@ use crate::shutdown::ShutdownSignal;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(30);
 
 /// What became of one event.
-pub(super) enum Handled {
+pub(super) enum Verdict {
     /// Every handler succeeded.
     Handled,
     /// A handler failed for good and the event was recorded as failed (skip).
@@ -322,9 +322,9 @@ impl Dispatcher {
             let mut skipped = false;
             for outcome in outcomes {
                 match outcome {
-                    Handled::Handled => {}
-                    Handled::Skipped => skipped = true,
-                    Handled::Fatal(error) => {
+                    Verdict::Handled => {}
+                    Verdict::Skipped => skipped = true,
+                    Verdict::Fatal(error) => {
                         metrics.failed.increment(1);
                         fatal.lock().get_or_insert(error);
                         context.shutdown().trigger();
@@ -442,7 +442,7 @@ pub(super) async fn call_with_policy(
     event: Arc<EventContext>,
     config: &Config,
     metrics: &crate::metrics::ChannelMetrics,
-) -> Handled {
+) -> Verdict {
     let backoff = Backoff {
         initial: config.retry_delay,
         max: MAX_RETRY_DELAY,
@@ -474,7 +474,7 @@ pub(super) async fn call_with_policy(
             .handler_seconds
             .record(started.elapsed().as_secs_f64());
         let error = match result {
-            Ok(()) => return Handled::Handled,
+            Ok(()) => return Verdict::Handled,
             Err(error) => error,
         };
         let channel = event.channel();
@@ -495,14 +495,14 @@ pub(super) async fn call_with_policy(
                     handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
                     "handler failed; event recorded as failed and skipped (ON_FAILURE: skip)"
                 );
-                Handled::Skipped
+                Verdict::Skipped
             }
             _ => {
                 tracing::error!(
                     handler = %handler.name, %channel, ?replay_id, attempts, error = %error,
                     "handler failed; stopping the service (ON_FAILURE: stop)"
                 );
-                Handled::Fatal(ServiceError::HandlerFailed {
+                Verdict::Fatal(ServiceError::HandlerFailed {
                     handler: handler.name.to_string(),
                     channel: channel.to_string(),
                     replay_id,

@@ -24,7 +24,7 @@ use sfstream_nameko::amqp::lapin::types::{AMQPValue, FieldTable, LongString};
 use sfstream_salesforce::replay::channel_key;
 
 use super::Subscriptions;
-use super::dispatch::{self, Handled};
+use super::dispatch::{self, Verdict};
 use crate::config::{Config, WorkQueueConfig};
 use crate::error::ServiceError;
 use crate::handler::EventContext;
@@ -397,16 +397,16 @@ async fn handle(
         worker: std::sync::OnceLock::new(),
     });
     match dispatch::call_with_policy(handler, event, config, &metrics).await {
-        Handled::Handled => {
+        Verdict::Handled => {
             metrics.handled.increment(1);
             metrics.activity.handled(created, chrono::Utc::now());
             Outcome::Done
         }
-        Handled::Skipped => {
+        Verdict::Skipped => {
             metrics.failed.increment(1);
             Outcome::Skip
         }
-        Handled::Fatal(error) => {
+        Verdict::Fatal(error) => {
             metrics.failed.increment(1);
             fatal.lock().get_or_insert(error);
             context.shutdown().trigger();
