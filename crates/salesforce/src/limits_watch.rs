@@ -61,6 +61,15 @@ pub struct Crossing {
     pub limit: Limit,
 }
 
+/// One read of the watched limits.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// The watched limits, in [`WATCHED_LIMITS`] order (those the org has).
+    pub limits: Vec<(String, Limit)>,
+    /// The limits that crossed the threshold with this read.
+    pub crossings: Vec<Crossing>,
+}
+
 /// The watched limits and which of them are over the threshold.
 #[derive(Debug, Clone, Default)]
 pub struct LimitsWatch {
@@ -129,16 +138,13 @@ impl LimitsWatch {
     }
 
     /// Reads `limits/` once (bounded) and [observes](Self::observe) it;
-    /// returns the watched limits.
+    /// returns the watched limits and the crossings of this read.
     ///
     /// # Errors
     ///
     /// As [`SalesforceClient::limits`]; a read that takes over 30 s is a
-    /// [`RestError`] timeout too.
-    pub async fn check(
-        &mut self,
-        client: &SalesforceClient,
-    ) -> Result<Vec<(String, Limit)>, RestError> {
+    /// [`RestError::Transport`] error.
+    pub async fn check(&mut self, client: &SalesforceClient) -> Result<Checked, RestError> {
         let limits = match tokio::time::timeout(READ_TIMEOUT, client.limits()).await {
             Ok(read) => read?,
             Err(_) => {
@@ -147,8 +153,11 @@ impl LimitsWatch {
                 ));
             }
         };
-        self.observe(&limits);
-        Ok(watched(&limits))
+        let crossings = self.observe(&limits);
+        Ok(Checked {
+            limits: watched(&limits),
+            crossings,
+        })
     }
 
     /// Reads `limits/` now and every [`LimitsPolicy::interval`] until
@@ -175,9 +184,9 @@ impl LimitsWatch {
                 () = &mut stop => return,
             };
             match read {
-                Ok(limits) => {
+                Ok(checked) => {
                     failed = false;
-                    on_read(&limits);
+                    on_read(&checked.limits);
                 }
                 Err(error) if !failed => {
                     failed = true;

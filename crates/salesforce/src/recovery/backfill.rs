@@ -6,7 +6,8 @@
 //!   and `SystemModstamp` in the window; each record is a notification
 //!   `{"event": {"type", "createdDate", "replayId": null}, "sobject": {…},
 //!   "backfilled": true}` (`type`: `deleted` for a deleted record,
-//!   `created` when it was created in the window, else `updated`).
+//!   `created` when it was created in the window (whole seconds), else
+//!   `updated`).
 //! - Change Data Capture (`/data/XChangeEvent`): the entity's records
 //!   (every field), each a change event `{"schema": null, "payload":
 //!   {"ChangeEventHeader": {entityName, recordIds: [Id], changeType:
@@ -118,6 +119,8 @@ impl Recovery {
             );
         }
         tracing::info!(channel = %gap.channel, records = fetched.records.len(), from = %time(from), to = %time(to), "backfilled the gap");
+        // "Created in the window" in the window's own whole seconds.
+        let from = DateTime::from_timestamp(from.timestamp(), 0).unwrap_or(from);
         Ok(fetched
             .records
             .into_iter()
