@@ -113,7 +113,7 @@ impl PubSubMessage {
     }
 
     /// A backfilled record of topic `key`, as a change event `payload`.
-    pub(crate) fn backfilled(key: Arc<str>, payload: Value) -> Self {
+    pub(crate) fn of_backfill(key: Arc<str>, payload: Value) -> Self {
         PubSubMessage {
             topic: key.to_string(),
             schema_id: String::new(),

@@ -216,7 +216,7 @@ impl Subscription {
                             && recovery.options().backfill
                         {
                             for data in recovery.backfill(&gap).await {
-                                let message = PubSubMessage::backfilled(
+                                let message = PubSubMessage::of_backfill(
                                     self.topic.clone(),
                                     data["payload"].clone(),
                                 );

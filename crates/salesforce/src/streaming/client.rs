@@ -21,7 +21,7 @@ use super::extension::{
 };
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
-use crate::recovery::{Recovery, RecoveryOptions, is_gap_event};
+use crate::recovery::{Recovery, RecoveryOptions};
 use crate::replay::{
     Gap, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, warn_if_old,
 };
@@ -590,7 +590,7 @@ impl StreamMessage {
         }
     }
 
-    fn backfilled(gap: &Gap, data: &serde_json::Value) -> Self {
+    pub(super) fn of_backfill(gap: &Gap, data: &serde_json::Value) -> Self {
         StreamMessage {
             channel: crate::replay::channel_key(&gap.channel).to_string(),
             subscription: gap.channel.clone(),
@@ -723,29 +723,7 @@ impl StreamMessages {
     }
 }
 
-/// The data of a change event that is a gap event, parsed.
-fn gap_event_data(message: &StreamMessage) -> Option<serde_json::Value> {
-    if !message.channel.starts_with("/data/") || !message.data.get().contains("\"GAP_") {
-        return None;
-    }
-    let data: serde_json::Value = serde_json::from_str(message.data.get()).ok()?;
-    is_gap_event(&data["payload"]).then_some(data)
-}
-
-/// The gap event `message` with its records fetched into its payload.
-async fn fetch_gap(
-    recovery: Arc<Recovery>,
-    mut message: StreamMessage,
-    mut data: serde_json::Value,
-) -> Vec<StreamMessage> {
-    recovery.fetch_gap(&mut data["payload"]).await;
-    if let Ok(raw) = serde_json::value::to_raw_value(&data) {
-        message.data = raw;
-    }
-    vec![message]
-}
-
-fn unreachable_null() -> Box<RawValue> {
+pub(super) fn unreachable_null() -> Box<RawValue> {
     serde_json::value::to_raw_value(&serde_json::Value::Null).unwrap_or_default()
 }
 
@@ -774,16 +752,8 @@ impl Stream for StreamMessages {
                 if let Some(recovery) = self.recovery.clone()
                     && recovery.options().backfill
                 {
-                    let backfill_gap = gap.clone();
-                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(
-                        async move {
-                            let data = recovery.backfill(&backfill_gap).await;
-                            data.iter()
-                                .map(|d| StreamMessage::backfilled(&backfill_gap, d))
-                                .collect()
-                        }
-                        .boxed(),
-                    );
+                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) =
+                        Some(super::recover::backfill(recovery, gap.clone()).boxed());
                 }
                 return Poll::Ready(Some(Ok(StreamMessage::of_gap(gap))));
             }
@@ -792,10 +762,11 @@ impl Stream for StreamMessages {
                     let item = self.convert(item);
                     match (item, self.recovery.clone()) {
                         (Ok(message), Some(recovery)) if recovery.options().fetch_gap_records => {
-                            match gap_event_data(&message) {
+                            match super::recover::gap_event_data(&message) {
                                 Some(data) => {
-                                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) =
-                                        Some(fetch_gap(recovery, message, data).boxed());
+                                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(
+                                        super::recover::fetch_gap(recovery, message, data).boxed(),
+                                    );
                                     continue;
                                 }
                                 None => Poll::Ready(Some(Ok(message))),
