@@ -6,13 +6,16 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Args;
 use serde_json::{Value, json};
-use sfstream_salesforce::replay::{ReplayFrom, ReplayStore, open_store, retention};
+use sfstream_salesforce::limits_watch::{LimitsPolicy, LimitsWatch};
+use sfstream_salesforce::replay::{
+    AgeStatus, ReplayFrom, ReplayStore, age_status, marker_age, open_store, retention,
+    set_warn_ages,
+};
 use sfstream_salesforce::{Authenticator, Credentials, SalesforceClient, defaults};
 use sfstream_service::config::{Config, ReplayStoreConfig};
 
@@ -83,6 +86,10 @@ fn plan(args: &DoctorArgs) -> anyhow::Result<Plan> {
         ReplayStoreConfig::Uri(uri) => Some(uri.clone()),
         _ => None,
     };
+    // The service's warn ages are the ones its markers are judged by.
+    if let Some(ages) = section.marker_age_warn {
+        set_warn_ages(ages);
+    }
     Ok(Plan {
         authenticator: Authenticator::new(section.credentials.clone())
             .with_login_url(section.login_url.clone())
@@ -182,6 +189,8 @@ async fn limits(
         }
     };
     let mut out = serde_json::Map::new();
+    // The warning threshold the services and listen use.
+    let watch = LimitsWatch::new(LimitsPolicy::default());
     for name in STREAMING_LIMITS {
         let Some(limit) = limits.get(name) else {
             continue;
@@ -192,24 +201,16 @@ async fn limits(
         );
         if limit.max > 0 && limit.remaining <= 0 {
             problems.push(format!("{name} is used up (0 of {} left)", limit.max));
-        } else if limit.max > 0 && limit.remaining * 10 < limit.max {
+        } else if watch.is_over(limit) {
             warnings.push(format!(
-                "{name}: {} of {} left (under 10%)",
-                limit.remaining, limit.max
+                "{name}: {} of {} left (over {:.0}% used)",
+                limit.remaining,
+                limit.max,
+                watch.policy().warn_at * 100.0
             ));
         }
     }
     Value::Object(out)
-}
-
-/// How long before a channel's retention its marker is reported as near
-/// it: the age at which Salesforce users report refused replay ids.
-fn warn_age(retention: Duration) -> Duration {
-    if retention >= Duration::from_secs(72 * 3600) {
-        Duration::from_secs(60 * 3600)
-    } else {
-        Duration::from_secs(18 * 3600)
-    }
 }
 
 struct Stored {
@@ -250,11 +251,13 @@ async fn markers_and_next_start(
     let mut next = Vec::new();
     for s in &stored {
         let retention = retention(&s.channel);
-        let age = s.created.map(|c| (now - c).to_std().unwrap_or_default());
-        let status = match age {
-            Some(age) if age >= retention => "expired",
-            Some(age) if age >= warn_age(retention) => "near_retention",
-            Some(_) => "ok",
+        let age = s.created.map(|c| marker_age(c, now));
+        // The one warn-age policy (`--marker-age-warn-hours` of listen,
+        // MARKER_AGE_WARN_HOURS of a service).
+        let status = match age.map(|age| age_status(&s.channel, age)) {
+            Some(AgeStatus::Expired) => "expired",
+            Some(AgeStatus::NearingRetention) => "near_retention",
+            Some(AgeStatus::Fresh) => "ok",
             None => "unknown_age",
         };
         markers.push(json!({

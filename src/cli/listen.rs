@@ -19,13 +19,14 @@ use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use serde_json::value::RawValue;
 use sfstream_bayeux::{ClientEvent, HandshakeReason};
+use sfstream_salesforce::limits_watch::{LimitsPolicy, LimitsWatch};
 use sfstream_salesforce::pubsub::{PubSubClient, PubSubError, PubSubEvent, PubSubMessage};
-use sfstream_salesforce::replay::{ReplayFrom, open_store};
+use sfstream_salesforce::replay::{ReplayFrom, WarnAges, open_store, set_warn_ages};
 use sfstream_salesforce::{
-    DEFAULT_MAX_PENDING, Delivery, StreamEvent, StreamMessage, StreamingClient, StreamingError,
-    Transport,
+    Authenticator, DEFAULT_MAX_PENDING, Delivery, SalesforceClient, StreamEvent, StreamMessage,
+    StreamingClient, StreamingError, Transport,
 };
-use sfstream_service::shutdown::Shutdown;
+use sfstream_service::shutdown::{Shutdown, ShutdownSignal};
 use sfstream_service::status::StatusBoard;
 
 use super::login::LoginArgs;
@@ -43,7 +44,8 @@ use super::pubsub::{PubSubArgs, PubSubStart, parse_start};
 
 stdout: one {\"channel\": ..., \"data\": ...} object per line; with --replay-fallback,
 a {\"gap\": {\"channel\", \"from\", \"to\", \"fallback\", \"expired_replay_id\"}} line where
-events may have been missed. Exit status: 0 when
+events may have been missed (with --backfill, followed by the records changed in that
+window, their data marked \"backfilled\": true). Exit status: 0 when
 --max-events was reached or on Ctrl-C, 1 on a fatal error (one line on stderr).")]
 pub struct ListenArgs {
     #[command(flatten)]
@@ -97,6 +99,97 @@ pub struct ListenArgs {
     /// picks one; the URL is printed on stderr).
     #[arg(long, env = "SFSTREAM_STATUS_ADDR", value_name = "ADDR")]
     status_addr: Option<SocketAddr>,
+    #[command(flatten)]
+    recovery: RecoveryArgs,
+}
+
+/// Gap recovery, quotas and marker age options of `sfstream listen`.
+#[derive(Debug, Args)]
+struct RecoveryArgs {
+    /// For a Change Data Capture gap event (GAP_CREATE … GAP_OVERFLOW: no
+    /// field values), read its records through the REST API first: its
+    /// payload gains "fetched": true and "fetchedRecords".
+    #[arg(long, env = "SALESFORCE_FETCH_GAP_RECORDS")]
+    fetch_gap_records: bool,
+    /// After a gap line, write the records the channel changed in the gap's
+    /// window (read through the REST API) marked "backfilled": true, then
+    /// stream on. Needs --replay-fallback.
+    #[arg(long, env = "SALESFORCE_BACKFILL")]
+    backfill: bool,
+    /// Most records one backfill writes.
+    #[arg(long, value_name = "N", default_value_t = sfstream_salesforce::recovery::DEFAULT_BACKFILL_MAX_RECORDS)]
+    backfill_max_records: usize,
+    /// Read the org's limits every SECS (0: only at start) and warn once a
+    /// watched one is used to --limits-warn-at.
+    #[arg(long, value_name = "SECS", default_value_t = sfstream_salesforce::limits_watch::DEFAULT_LIMITS_INTERVAL.as_secs())]
+    limits_interval: u64,
+    /// The share of an allocation used (0 to 1) that gets a warning.
+    #[arg(long, value_name = "SHARE", default_value_t = sfstream_salesforce::limits_watch::DEFAULT_LIMITS_WARN_AT)]
+    limits_warn_at: f64,
+    /// Warn when a stored marker is older than these hours, for 24 h
+    /// channels and 72 h ones (default 18,60).
+    #[arg(long, value_name = "H24,H72", value_parser = warn_hours)]
+    marker_age_warn_hours: Option<WarnAges>,
+}
+
+/// `18,60`: the warn ages of 24 h and 72 h channels, each under its retention.
+fn warn_hours(text: &str) -> Result<WarnAges, String> {
+    let (short, long) = text
+        .split_once(',')
+        .ok_or_else(|| format!("`{text}` is not H24,H72 (e.g. 18,60)"))?;
+    let hours = |t: &str, max: f64| -> Result<Duration, String> {
+        let h: f64 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{t}` is not a number of hours"))?;
+        if h > 0.0 && h < max {
+            Ok(Duration::from_secs_f64(h * 3600.0))
+        } else {
+            Err(format!("{h} is not between 0 and {max} hours"))
+        }
+    };
+    Ok(WarnAges {
+        short: hours(short, 24.0)?,
+        long: hours(long, 72.0)?,
+    })
+}
+
+impl RecoveryArgs {
+    fn check(&self) -> anyhow::Result<()> {
+        if !(self.limits_warn_at > 0.0 && self.limits_warn_at <= 1.0) {
+            bail!("--limits-warn-at takes a share of the allocation, more than 0 and at most 1");
+        }
+        if let Some(ages) = self.marker_age_warn_hours {
+            set_warn_ages(ages);
+        }
+        Ok(())
+    }
+
+    /// Reads the org's limits now (a warning when one is past the
+    /// threshold) and, with an interval, again until `stop`.
+    async fn watch_limits(&self, authenticator: &Authenticator, stop: ShutdownSignal) {
+        let policy = LimitsPolicy {
+            interval: Duration::from_secs(self.limits_interval.max(1)),
+            warn_at: self.limits_warn_at,
+        };
+        let client = SalesforceClient::new(authenticator.clone());
+        let mut watch = LimitsWatch::new(policy);
+        if let Err(error) = watch.check(&client).await {
+            tracing::warn!(%error, "could not read the org's limits");
+        }
+        if self.limits_interval > 0 {
+            tokio::spawn(async move {
+                // The first read was just made.
+                tokio::select! {
+                    () = tokio::time::sleep(policy.interval) => {}
+                    () = stop.wait() => return,
+                }
+                watch
+                    .run(client, |_| {}, async move { stop.wait().await })
+                    .await;
+            });
+        }
+    }
 }
 
 /// An event ready to be written, with what commits its marker afterwards.
@@ -148,6 +241,12 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
         bail!("--replay-fallback takes NEW or ALL, not a replay id");
     }
     args.pubsub.check()?;
+    args.recovery.check()?;
+    if args.recovery.backfill && args.replay_fallback.is_none() {
+        bail!(
+            "--backfill fills the gap a replay fallback leaves: give --replay-fallback NEW or ALL too"
+        );
+    }
     let stop_page = Shutdown::new();
     let board = match args.status_addr {
         Some(addr) => {
@@ -169,8 +268,10 @@ pub async fn run(args: ListenArgs) -> anyhow::Result<ExitCode> {
             bail!("--cometd-url and --pubsub are two transports; give one")
         }
         Some(url) => generic_source(url, &args.channels, &args, status.board.as_deref()).await?,
-        None if args.pubsub.pubsub => pubsub_source(&args, status.clone()).await?,
-        None => salesforce_source(&args, status.clone()).await?,
+        None if args.pubsub.pubsub => {
+            pubsub_source(&args, status.clone(), stop_page.signal()).await?
+        }
+        None => salesforce_source(&args, status.clone(), stop_page.signal()).await?,
     };
     let ticker = (!args.no_status && std::io::stderr().is_terminal())
         .then(|| tokio::spawn(status_line(status.clone())));
@@ -204,6 +305,7 @@ impl Closer {
 async fn salesforce_source(
     args: &ListenArgs,
     status: Arc<Status>,
+    stop: ShutdownSignal,
 ) -> anyhow::Result<(Source, Closer)> {
     let replay: ReplayFrom = args.replay.parse().map_err(|e| anyhow!("--replay: {e}"))?;
     let authenticator = args.login.authenticator()?;
@@ -216,17 +318,21 @@ async fn salesforce_source(
             board.set_transport(channel, Transport::CometD);
         }
     }
-    let (client, events) = StreamingClient::builder(authenticator)
+    let (client, events) = StreamingClient::builder(authenticator.clone())
         .replay_store(store)
         .default_replay(replay)
         .replay_fallback(args.replay_fallback)
         .delivery(Delivery::Acknowledged)
         .max_pending(args.max_pending)
         .connection_timeout(Some(Duration::from_secs(args.connection_timeout)))
+        .fetch_gap_records(args.recovery.fetch_gap_records)
+        .backfill(args.recovery.backfill)
+        .backfill_max_records(args.recovery.backfill_max_records)
         .on_event(move |event| log_event(event, &status))
         .connect()
         .await
         .map_err(|e| anyhow!(explain(&e)))?;
+    args.recovery.watch_limits(&authenticator, stop).await;
     for channel in &args.channels {
         client
             .subscribe(channel)
@@ -253,7 +359,11 @@ async fn salesforce_source(
 
 /// Pub/Sub: the same lines (`data` is `{"schema", "payload", "event":
 /// {"replayId": <base64>}}`), markers (opaque) committed the same way.
-async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result<(Source, Closer)> {
+async fn pubsub_source(
+    args: &ListenArgs,
+    status: Arc<Status>,
+    stop: ShutdownSignal,
+) -> anyhow::Result<(Source, Closer)> {
     let start = parse_start(&args.replay)?;
     let authenticator = args.login.authenticator()?;
     let store = open_store(&args.replay_store)
@@ -271,12 +381,15 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
     };
     let (client, events) = args
         .pubsub
-        .builder(authenticator)?
+        .builder(authenticator.clone())?
         .replay_store(store.clone())
         .default_replay(default)
         .replay_fallback(args.replay_fallback)
         .delivery(Delivery::Acknowledged)
         .max_pending(args.max_pending)
+        .fetch_gap_records(args.recovery.fetch_gap_records)
+        .backfill(args.recovery.backfill)
+        .backfill_max_records(args.recovery.backfill_max_records)
         .connection_timeout(Some(Duration::from_secs(args.connection_timeout)))
         .on_event(move |event| {
             if let PubSubEvent::Reconnecting { .. } = event {
@@ -289,6 +402,7 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
         .connect()
         .await
         .map_err(|e| anyhow!(explain_pubsub(&e)))?;
+    args.recovery.watch_limits(&authenticator, stop).await;
     for channel in &args.channels {
         // A replay id given on the command line applies where nothing is
         // stored, as NEW and ALL do.

@@ -189,6 +189,13 @@ struct Expire {
 }
 
 #[derive(Debug, Deserialize)]
+struct GapEvents {
+    entity: String,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+#[derive(Debug, Deserialize)]
 struct Load {
     channel: String,
     count: usize,
@@ -211,7 +218,7 @@ pub fn routes(org: &Arc<Org>) -> Router<Arc<Org>> {
 }
 
 /// Every fault `POST /_emulator/faults/{fault}` arms.
-pub const FAULTS: [&str; 15] = [
+pub const FAULTS: [&str; 17] = [
     "invalidate-tokens",
     "forget-clients",
     "restart",
@@ -227,6 +234,8 @@ pub const FAULTS: [&str; 15] = [
     "busy",
     "drop-streams",
     "limits",
+    "gap-events",
+    "gap-overflow",
 ];
 
 /// Refuses peers other than loopback ones.
@@ -286,6 +295,19 @@ async fn arm(
         "limits" => {
             let limits: StreamingLimits = serde_json::from_slice(&body).unwrap_or_default();
             org.faults.set_streaming_limits(limits);
+        }
+        "gap-events" | "gap-overflow" => {
+            let Ok(gaps) = serde_json::from_slice::<GapEvents>(&body) else {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(
+                        json!({"error": "expected {\"entity\": \"<sobject>\", \"count\": N}"}),
+                    ),
+                )
+                    .into_response();
+            };
+            org.streaming
+                .arm_gap_events(&gaps.entity, gaps.count, fault == "gap-overflow");
         }
         "expire" => {
             let expire: Expire = serde_json::from_slice(&body).unwrap_or_default();

@@ -66,7 +66,9 @@
 pub mod auth;
 pub mod defaults;
 mod http_error;
+pub mod limits_watch;
 pub mod pubsub;
+pub mod recovery;
 pub mod replay;
 pub mod rest;
 mod secret;

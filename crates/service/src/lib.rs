@@ -124,6 +124,7 @@ pub mod delivery;
 pub mod entrypoints;
 mod error;
 pub mod handler;
+mod limits;
 pub mod metrics;
 pub mod nameko;
 mod received;

@@ -17,6 +17,7 @@
 //! | `sfstream_lease_changes_total` | counter (cluster mode): leases taken (`change="lead"`) and given up (`change="step_down"`) | `channel`, `change` |
 //! | `sfstream_marker_age_seconds` | gauge: now minus the creation time of the event of the channel's stored marker (on commit, and from the store every 30 s) | `channel` |
 //! | `sfstream_gaps_total` | counter: replay fallbacks after an expired marker (a [`Gap`](sfstream_salesforce::replay::Gap)) | `channel` |
+//! | `sfstream_limit_remaining`, `sfstream_limit_max` | gauges: the org's watched limits (`SALESFORCE.LIMITS`, read at start and every `INTERVAL`) | `limit` (`DailyStreamingApiEvents`, `DailyDurableStreamingApiEvents`, `DailyDeliveredPlatformEvents`, `DailyApiRequests`) |
 //!
 //! Every metric carries the label `service`. `channel` is the
 //! subscription as subscribed, `?filter` included.

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
+use super::ChangeShape;
 use crate::store::{ChangeKind, Record, RecordChange, event_datetime};
 
 /// A PushTopic notification: `{"event":{createdDate, replayId, type}, "sobject":{…}}`.
@@ -52,14 +53,40 @@ pub fn platform(replay_id: i64, change: &RecordChange, schema_id: &str) -> Value
     })
 }
 
-/// A Change Data Capture event with a full `ChangeEventHeader`.
-pub fn change_event(
+/// A Change Data Capture event with a full `ChangeEventHeader`; as a gap
+/// (or overflow) event, the header alone: Salesforce's gap events carry
+/// the change type (`GAP_UPDATE`, …) and record ids, overflow events
+/// (`GAP_OVERFLOW`) the entity and no record id, and neither has field
+/// values (its `sequenceNumber` is always 1).
+pub(crate) fn change_event(
     replay_id: i64,
     change: &RecordChange,
     commit_number: i64,
     schema_id: &str,
+    shape: ChangeShape,
 ) -> Value {
     let id = change.record.get("Id").cloned().unwrap_or(Value::Null);
+    if shape != ChangeShape::Normal {
+        let (change_type, record_ids) = match shape {
+            ChangeShape::Overflow => ("GAP_OVERFLOW".to_string(), json!([])),
+            _ => (format!("GAP_{}", change.kind.cdc_type()), json!([id])),
+        };
+        let header = json!({
+            "entityName": change.sobject,
+            "recordIds": record_ids,
+            "changeType": change_type,
+            "changeOrigin": "",
+            "transactionKey": uuid::Uuid::new_v4().to_string(),
+            "sequenceNumber": 1,
+            "commitTimestamp": change.at.timestamp_millis(),
+            "commitNumber": commit_number,
+            "commitUser": change.user_id,
+            "changedFields": [],
+            "diffFields": [],
+            "nulledFields": [],
+        });
+        return json!({ "schema": schema_id, "payload": {"ChangeEventHeader": header}, "event": { "replayId": replay_id } });
+    }
     // Salesforce lists changed fields on updates only, "including the
     // LastModifiedDate system field".
     let changed_fields: Vec<&str> = if change.kind == ChangeKind::Updated {

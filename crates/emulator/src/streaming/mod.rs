@@ -64,6 +64,29 @@ struct Inner {
     commit_number: i64,
     clients: HashMap<String, Client>,
     topics: pushtopics::TopicCache,
+    /// Armed gap faults, by entity (sobject API name).
+    gap_faults: HashMap<String, GapFault>,
+}
+
+/// The next changes of an entity that raise gap events instead of
+/// change events (`POST /_emulator/faults/gap-events`, `gap-overflow`).
+#[derive(Debug, Default, Clone, Copy)]
+struct GapFault {
+    /// Changes that raise `GAP_CREATE`/`GAP_UPDATE`/… with the record id.
+    gaps: u32,
+    /// Changes that raise `GAP_OVERFLOW` (entity and time, no record id).
+    overflows: u32,
+}
+
+/// What a change raises on the change event channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChangeShape {
+    /// A change event with the record's fields.
+    Normal,
+    /// A gap event: header only, `GAP_<type>`, the record id.
+    Gap,
+    /// An overflow event: header only, `GAP_OVERFLOW`, no record id.
+    Overflow,
 }
 
 impl Streaming {
@@ -157,9 +180,10 @@ impl Streaming {
             let commit = inner.commit_number;
             let avro = crate::pubsub::schema::change_event(schema);
             let (entity, schema_id) = (avro.name, avro.id);
+            let shape = take_gap_fault(&mut inner.gap_faults, &change.sobject);
             let data = {
                 let replay_id = inner.next_replay_id;
-                events::change_event(replay_id, change, commit, &schema_id)
+                events::change_event(replay_id, change, commit, &schema_id, shape)
             };
             // One event, the same replay id, on both the per-object and the all-objects channel.
             let replay_id = inner.next_replay_id;
@@ -281,6 +305,23 @@ impl Streaming {
         }
     }
 
+    /// Makes the next `count` changes of records of `entity` (an sobject
+    /// API name) raise gap events (`GAP_CREATE`, `GAP_UPDATE`,
+    /// `GAP_DELETE`, `GAP_UNDELETE`: a header with the record id and no
+    /// field values) instead of change events, on CometD and Pub/Sub alike.
+    /// With `overflow`, they raise `GAP_OVERFLOW` events instead (the
+    /// entity and commit time, no record id), as Salesforce does for a
+    /// transaction past 100,000 changes.
+    pub fn arm_gap_events(&self, entity: &str, count: u32, overflow: bool) {
+        let mut inner = self.inner.lock();
+        let fault = inner.gap_faults.entry(entity.to_string()).or_default();
+        if overflow {
+            fault.overflows = count;
+        } else {
+            fault.gaps = count;
+        }
+    }
+
     /// The highest replay id raised on a channel, and how many are retained.
     pub fn channel_state(&self, channel: &str) -> Option<(i64, usize)> {
         self.inner
@@ -293,6 +334,26 @@ impl Streaming {
     /// Ids of the connected CometD clients.
     pub fn client_ids(&self) -> Vec<String> {
         self.inner.lock().clients.keys().cloned().collect()
+    }
+}
+
+/// Consumes one armed gap fault of `entity` (overflows first).
+fn take_gap_fault(faults: &mut HashMap<String, GapFault>, entity: &str) -> ChangeShape {
+    let Some(fault) = faults
+        .iter_mut()
+        .find(|(name, _)| name.eq_ignore_ascii_case(entity))
+        .map(|(_, f)| f)
+    else {
+        return ChangeShape::Normal;
+    };
+    if fault.overflows > 0 {
+        fault.overflows -= 1;
+        ChangeShape::Overflow
+    } else if fault.gaps > 0 {
+        fault.gaps -= 1;
+        ChangeShape::Gap
+    } else {
+        ChangeShape::Normal
     }
 }
 

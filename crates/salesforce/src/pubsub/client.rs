@@ -20,6 +20,7 @@ use super::publish::{Published, Publisher};
 use super::schema::{Schemas, get_schema, get_topic};
 use super::subscription::{Kind, Start, Subscription};
 use crate::auth::Authenticator;
+use crate::recovery::{Recovery, RecoveryOptions};
 use crate::replay::{MemoryStore, ReplayFrom, ReplayStore, warn_if_old};
 use crate::streaming::Delivery;
 
@@ -47,6 +48,7 @@ pub struct PubSubClientBuilder {
     idle_timeout: Duration,
     backoff: Backoff,
     on_event: Option<EventHandler>,
+    recovery: RecoveryOptions,
 }
 
 impl std::fmt::Debug for PubSubClientBuilder {
@@ -172,8 +174,41 @@ impl PubSubClientBuilder {
         self
     }
 
+    /// For a Change Data Capture gap event (`GAP_CREATE`, …,
+    /// `GAP_OVERFLOW`: a header without field values), read the records it
+    /// stands for through the REST API before handing it out: its
+    /// `payload` gains `"fetched": true` and `"fetchedRecords": […]`, as
+    /// with the CometD client ([`Recovery::fetch_gap`]). Off by default.
+    pub fn fetch_gap_records(mut self, fetch: bool) -> Self {
+        self.recovery.fetch_gap_records = fetch;
+        self
+    }
+
+    /// After a [`Gap`](crate::replay::Gap), read the records the topic's
+    /// entity changed in the gap's window through the REST API and hand
+    /// them out ([`PubSubMessage::backfilled`](super::PubSubMessage::backfilled)),
+    /// after the gap and before the topic's next events
+    /// ([`Recovery::backfill`]). Off by default.
+    pub fn backfill(mut self, backfill: bool) -> Self {
+        self.recovery.backfill = backfill;
+        self
+    }
+
+    /// Most records one backfill delivers (default
+    /// [`DEFAULT_BACKFILL_MAX_RECORDS`](crate::recovery::DEFAULT_BACKFILL_MAX_RECORDS)).
+    pub fn backfill_max_records(mut self, max: usize) -> Self {
+        self.recovery.max_records = max.max(1);
+        self
+    }
+
     /// Logs in and sets up the channel (connected by the first call).
     pub async fn connect(self) -> Result<(PubSubClient, PubSubMessages), PubSubError> {
+        let recovery = self.recovery.any().then(|| {
+            Arc::new(Recovery::new(
+                crate::rest::SalesforceClient::new(self.authenticator.clone()),
+                self.recovery,
+            ))
+        });
         let default_preset = preset(self.default_replay)?;
         let fallback = self.fallback.map(preset).transpose()?;
         let emit = Emitter(self.on_event);
@@ -204,6 +239,7 @@ impl PubSubClientBuilder {
                 out: parking_lot::Mutex::new(Some(out)),
                 topics: Arc::default(),
                 next_id: AtomicU64::new(0),
+                recovery,
             }),
         };
         Ok((
@@ -234,6 +270,8 @@ struct Inner {
     /// switch of its running subscription.
     topics: Arc<parking_lot::Mutex<HashMap<String, TopicEntry>>>,
     next_id: AtomicU64,
+    /// REST reads for gap events and backfills, when asked for.
+    recovery: Option<Arc<Recovery>>,
 }
 
 #[derive(Debug)]
@@ -278,6 +316,7 @@ impl PubSubClient {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             backoff: Backoff::default(),
             on_event: None,
+            recovery: RecoveryOptions::default(),
         }
     }
 
@@ -442,6 +481,7 @@ impl PubSubClient {
             subscribe_timeout: inner.connection.rpc_timeout,
             shutdown,
             first_open: Some(first_open),
+            recovery: inner.recovery.clone(),
         };
         let topics = inner.topics.clone();
         let key = key.to_string();

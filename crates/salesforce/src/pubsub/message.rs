@@ -77,6 +77,14 @@ pub struct PubSubMessage {
     /// [`line_data`](Self::line_data) is the gap as JSON (`{"gap": {…}}`)
     /// and [`ack`](Self::ack) does nothing.
     pub gap: Option<Gap>,
+    /// Set when this item was not streamed but read from the REST API to
+    /// fill a [`Gap`] (the builder's
+    /// [`backfill`](super::PubSubClientBuilder::backfill)): `payload` is
+    /// the record as a change event (see
+    /// [`Recovery::backfill`](crate::recovery::Recovery::backfill)), the
+    /// line data carries `"backfilled": true`, there is no replay id and
+    /// [`ack`](Self::ack) does nothing.
+    pub backfilled: bool,
     pub(crate) key: Arc<str>,
     pub(crate) seq: u64,
     pub(crate) ack_to: Option<AckTo>,
@@ -95,6 +103,26 @@ impl PubSubMessage {
             replay_id: Vec::new(),
             created: None,
             gap: Some(gap),
+            backfilled: false,
+            key,
+            seq: 0,
+            ack_to: None,
+            shared: None,
+            acked: AtomicBool::new(true),
+        }
+    }
+
+    /// A backfilled record of topic `key`, as a change event `payload`.
+    pub(crate) fn of_backfill(key: Arc<str>, payload: Value) -> Self {
+        PubSubMessage {
+            topic: key.to_string(),
+            schema_id: String::new(),
+            event_id: String::new(),
+            payload,
+            replay_id: Vec::new(),
+            created: None,
+            gap: None,
+            backfilled: true,
             key,
             seq: 0,
             ack_to: None,
@@ -111,16 +139,21 @@ impl PubSubMessage {
     /// The line the CLI prints for this event:
     /// `{"schema": <schema id>, "payload": {…}, "event": {"replayId": "<base64>"}}`.
     ///
-    /// For a [gap](Self::gap): `{"gap": {…}}` ([`Gap::to_json`]).
+    /// For a [gap](Self::gap): `{"gap": {…}}` ([`Gap::to_json`]); a
+    /// [backfilled](Self::backfilled) record adds `"backfilled": true`.
     pub fn line_data(&self) -> Value {
         if let Some(gap) = &self.gap {
             return gap.to_json();
         }
-        json!({
+        let mut line = json!({
             "schema": self.schema_id,
             "payload": self.payload,
             "event": {"replayId": self.replay_id_text()},
-        })
+        });
+        if self.backfilled {
+            line["backfilled"] = json!(true);
+        }
+        line
     }
 
     /// [`PubSubMessage::line_data`] as JSON text, serialised straight from
@@ -139,6 +172,8 @@ impl PubSubMessage {
             schema: &'a str,
             payload: &'a Value,
             event: Event,
+            #[serde(skip_serializing_if = "std::ops::Not::not")]
+            backfilled: bool,
         }
         serde_json::value::to_raw_value(&Line {
             schema: &self.schema_id,
@@ -146,6 +181,7 @@ impl PubSubMessage {
             event: Event {
                 replay_id: self.replay_id_text(),
             },
+            backfilled: self.backfilled,
         })
     }
 
@@ -211,7 +247,7 @@ impl PubSubMessages {
     }
 
     fn hand_out(&self, shared: Arc<TopicShared>, item: &mut Result<PubSubMessage, PubSubError>) {
-        if matches!(item, Ok(message) if message.gap.is_some()) {
+        if matches!(item, Ok(message) if message.gap.is_some() || message.backfilled) {
             // Not an event the server sent: flow control does not count it.
             return;
         }
@@ -261,6 +297,7 @@ mod tests {
             replay_id: vec![0, 0, 0, 0, 0, 0, 0, 7, 0, 0],
             created: None,
             gap: None,
+            backfilled: false,
             key: Arc::from("k"),
             seq: 1,
             ack_to: None,

@@ -57,6 +57,8 @@ pub(crate) struct Subscription {
     /// Told when the first stream is open (the server has taken the
     /// first FetchRequest, so a LATEST subscription's position is set).
     pub(crate) first_open: Option<tokio::sync::oneshot::Sender<()>>,
+    /// REST reads for gap events and backfills, when asked for.
+    pub(crate) recovery: Option<Arc<crate::recovery::Recovery>>,
 }
 
 /// The common part of FetchResponse and ManagedFetchResponse.
@@ -205,9 +207,23 @@ impl Subscription {
                             ),
                         };
                         self.connection.emit.send(PubSubEvent::Gap(gap.clone()));
-                        // In the stream before any event of the new one.
-                        if !self.send(Ok(PubSubMessage::of_gap(self.topic.clone(), gap))) {
+                        // In the stream before any event of the new one,
+                        // and so is its backfill.
+                        if !self.send(Ok(PubSubMessage::of_gap(self.topic.clone(), gap.clone()))) {
                             return;
+                        }
+                        if let Some(recovery) = self.recovery.clone()
+                            && recovery.options().backfill
+                        {
+                            for data in recovery.backfill(&gap).await {
+                                let message = PubSubMessage::of_backfill(
+                                    self.topic.clone(),
+                                    data["payload"].clone(),
+                                );
+                                if !self.send(Ok(message)) {
+                                    return;
+                                }
+                            }
                         }
                         start = Start::Preset(fallback);
                         continue;
@@ -423,9 +439,22 @@ impl Subscription {
     ) -> Result<Option<Vec<u8>>, tonic::Status> {
         let replay_id = event.replay_id.clone();
         let seq = self.shared.next_seq();
-        let item = match decode_event(&self.connection, &self.schemas, &self.topic, event).await {
+        let decoded = match decode_event(&self.connection, &self.schemas, &self.topic, event).await
+        {
+            Ok(mut decoded) => {
+                if let Some(recovery) = &self.recovery
+                    && recovery.options().fetch_gap_records
+                {
+                    recovery.fetch_gap(&mut decoded.payload).await;
+                }
+                Ok(decoded)
+            }
+            Err(error) => Err(error),
+        };
+        let item = match decoded {
             Ok(decoded) => Ok(PubSubMessage {
                 gap: None,
+                backfilled: false,
                 topic: self.topic.to_string(),
                 schema_id: decoded.schema_id,
                 event_id: decoded.event_id,

@@ -2,12 +2,14 @@
 //! replay markers, recovers from every failure Salesforce produces, and
 //! commits markers to a store (when handed out, or when acknowledged).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream};
 use serde_json::value::RawValue;
 use sfstream_bayeux::{Backoff, ClientEvent, HandshakeReason, Message, Messages};
 use tokio::sync::mpsc;
@@ -19,6 +21,7 @@ use super::extension::{
 };
 use super::relogin::Relogin;
 use crate::auth::{AuthError, Authenticator, Session};
+use crate::recovery::{Recovery, RecoveryOptions};
 use crate::replay::{
     Gap, MemoryStore, ReplayFrom, ReplayMarker, ReplayStore, StoreError, warn_if_old,
 };
@@ -129,6 +132,7 @@ pub struct StreamingClientBuilder {
     backoff: Backoff,
     limit_retry: Duration,
     on_event: Option<EventHandler>,
+    recovery: RecoveryOptions,
 }
 
 impl std::fmt::Debug for StreamingClientBuilder {
@@ -209,10 +213,45 @@ impl StreamingClientBuilder {
         self
     }
 
+    /// For a Change Data Capture gap event (`GAP_CREATE`, `GAP_UPDATE`,
+    /// `GAP_DELETE`, `GAP_UNDELETE`, `GAP_OVERFLOW`: a header without field
+    /// values), read the records it stands for through the REST API before
+    /// handing it out: its `payload` gains `"fetched": true` and
+    /// `"fetchedRecords": […]` ([`Recovery::fetch_gap`]). Off by default:
+    /// gap events are handed out as they came.
+    pub fn fetch_gap_records(mut self, fetch: bool) -> Self {
+        self.recovery.fetch_gap_records = fetch;
+        self
+    }
+
+    /// After a [`Gap`] (a stored replay id had expired and the channel fell
+    /// back), read the records the channel changed in the gap's window
+    /// through the REST API and hand them out, marked `"backfilled": true`
+    /// ([`StreamMessage::backfilled`]), after the gap and before the
+    /// channel's next events ([`Recovery::backfill`]). Off by default.
+    pub fn backfill(mut self, backfill: bool) -> Self {
+        self.recovery.backfill = backfill;
+        self
+    }
+
+    /// Most records one backfill delivers (default
+    /// [`DEFAULT_BACKFILL_MAX_RECORDS`](crate::recovery::DEFAULT_BACKFILL_MAX_RECORDS));
+    /// past it a warning says what was left out.
+    pub fn backfill_max_records(mut self, max: usize) -> Self {
+        self.recovery.max_records = max.max(1);
+        self
+    }
+
     /// Logs in, handshakes, and starts streaming (nothing is subscribed yet).
     pub async fn connect(self) -> Result<(StreamingClient, StreamMessages), StreamingError> {
         let emit = Emitter(self.on_event.clone());
         let session = self.authenticator.login().await?;
+        let recovery = self.recovery.any().then(|| {
+            Arc::new(Recovery::new(
+                crate::rest::SalesforceClient::new(self.authenticator.clone()),
+                self.recovery,
+            ))
+        });
         emit.send(StreamEvent::LoggedIn {
             instance_url: session.instance_url.clone(),
         });
@@ -264,6 +303,9 @@ impl StreamingClientBuilder {
             delivery: self.delivery,
             commits,
             extension: client.extension.clone(),
+            recovery,
+            ready: VecDeque::new(),
+            work: std::sync::Mutex::new(None),
         };
         Ok((client, stream))
     }
@@ -386,6 +428,7 @@ impl StreamingClient {
             backoff: Backoff::default(),
             limit_retry: DEFAULT_LIMIT_RETRY,
             on_event: None,
+            recovery: RecoveryOptions::default(),
         }
     }
 
@@ -523,6 +566,12 @@ pub struct StreamMessage {
     /// (`{"gap": {…}}`, [`Gap::to_json`]), `marker` is `None` and
     /// [`ack`](Self::ack) does nothing.
     pub gap: Option<Gap>,
+    /// Set when this item was not streamed but read from the REST API to
+    /// fill a [`Gap`] (the builder's
+    /// [`backfill`](StreamingClientBuilder::backfill)): `data` carries
+    /// `"backfilled": true`, `marker` is `None` and
+    /// [`ack`](Self::ack) does nothing.
+    pub backfilled: bool,
     commits: Option<mpsc::UnboundedSender<Commit>>,
 }
 
@@ -536,6 +585,19 @@ impl StreamMessage {
             data,
             marker: None,
             gap: Some(gap),
+            backfilled: false,
+            commits: None,
+        }
+    }
+
+    pub(super) fn of_backfill(gap: &Gap, data: &serde_json::Value) -> Self {
+        StreamMessage {
+            channel: crate::replay::channel_key(&gap.channel).to_string(),
+            subscription: gap.channel.clone(),
+            data: serde_json::value::to_raw_value(data).unwrap_or_else(|_| unreachable_null()),
+            marker: None,
+            gap: None,
+            backfilled: true,
             commits: None,
         }
     }
@@ -570,13 +632,31 @@ impl StreamMessage {
 /// fails for good (e.g. an expired replay id on an automatic resubscribe
 /// without fallback) yields an error and the stream goes on; an error that
 /// ends the session is the last item.
-#[derive(Debug)]
 pub struct StreamMessages {
     inner: Messages,
     gaps: mpsc::Receiver<Gap>,
     delivery: Delivery,
     commits: mpsc::UnboundedSender<Commit>,
     extension: Arc<SalesforceExtension>,
+    /// REST reads for gap events and backfills, when asked for.
+    recovery: Option<Arc<Recovery>>,
+    /// Items ready to hand out before anything else.
+    ready: VecDeque<StreamMessage>,
+    /// A REST read under way; nothing else is handed out meanwhile (the
+    /// order stays the stream's). In a mutex only to keep the stream
+    /// `Sync`; it is reached through `&mut self`, never locked.
+    work: std::sync::Mutex<Option<BoxFuture<'static, Vec<StreamMessage>>>>,
+}
+
+impl std::fmt::Debug for StreamMessages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamMessages")
+            .field("inner", &self.inner)
+            .field("delivery", &self.delivery)
+            .field("ready", &self.ready.len())
+            .field("recovering", &self.work.lock().map(|w| w.is_some()).ok())
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamMessages {
@@ -623,6 +703,7 @@ impl StreamMessages {
                     data,
                     marker,
                     gap: None,
+                    backfilled: false,
                     commits,
                 })
             }
@@ -642,7 +723,7 @@ impl StreamMessages {
     }
 }
 
-fn unreachable_null() -> Box<RawValue> {
+pub(super) fn unreachable_null() -> Box<RawValue> {
     serde_json::value::to_raw_value(&serde_json::Value::Null).unwrap_or_default()
 }
 
@@ -650,15 +731,53 @@ impl Stream for StreamMessages {
     type Item = Result<StreamMessage, StreamingError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // A gap is queued before the subscribe that follows it goes out:
-        // taking gaps first puts it before that subscription's events.
-        if let Poll::Ready(Some(gap)) = self.gaps.poll_recv(cx) {
-            return Poll::Ready(Some(Ok(StreamMessage::of_gap(gap))));
-        }
-        match Pin::new(&mut self.inner).poll_next(cx) {
-            Poll::Ready(Some(item)) => Poll::Ready(Some(self.convert(item))),
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        loop {
+            if let Some(message) = self.ready.pop_front() {
+                return Poll::Ready(Some(Ok(message)));
+            }
+            let this = &mut *self;
+            let work = this.work.get_mut().unwrap_or_else(|e| e.into_inner());
+            if let Some(future) = work.as_mut() {
+                let Poll::Ready(messages) = future.poll_unpin(cx) else {
+                    return Poll::Pending;
+                };
+                *work = None;
+                this.ready.extend(messages);
+                continue;
+            }
+            // A gap is queued before the subscribe that follows it goes
+            // out: taking gaps first puts it before that subscription's
+            // events (and its backfill between the two).
+            if let Poll::Ready(Some(gap)) = self.gaps.poll_recv(cx) {
+                if let Some(recovery) = self.recovery.clone()
+                    && recovery.options().backfill
+                {
+                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) =
+                        Some(super::recover::backfill(recovery, gap.clone()).boxed());
+                }
+                return Poll::Ready(Some(Ok(StreamMessage::of_gap(gap))));
+            }
+            return match Pin::new(&mut self.inner).poll_next(cx) {
+                Poll::Ready(Some(item)) => {
+                    let item = self.convert(item);
+                    match (item, self.recovery.clone()) {
+                        (Ok(message), Some(recovery)) if recovery.options().fetch_gap_records => {
+                            match super::recover::gap_event_data(&message) {
+                                Some(data) => {
+                                    *self.work.get_mut().unwrap_or_else(|e| e.into_inner()) = Some(
+                                        super::recover::fetch_gap(recovery, message, data).boxed(),
+                                    );
+                                    continue;
+                                }
+                                None => Poll::Ready(Some(Ok(message))),
+                            }
+                        }
+                        (item, _) => Poll::Ready(Some(item)),
+                    }
+                }
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
         }
     }
 }

@@ -5,6 +5,7 @@ mod client;
 mod commit;
 mod extension;
 pub mod payload;
+mod recover;
 mod relogin;
 
 pub use client::{

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 use sfstream_salesforce::auth::{Credentials, LoginParts, parse_api_version};
-use sfstream_salesforce::replay::ReplayFrom;
+use sfstream_salesforce::limits_watch::LimitsPolicy;
+use sfstream_salesforce::replay::{ReplayFrom, WarnAges};
 use sfstream_salesforce::{LoginUrl, Secret, Transport};
 
-use super::schema::{Raw, RawCluster, RawSalesforce, Text};
+use super::schema::{Raw, RawCluster, RawLimits, RawSalesforce, RawWarnHours, Text};
 use super::{
     ClusterConfig, Config, ConfigError, DEFAULT_API_VERSION, DEFAULT_LEASE_TTL,
     DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING, DEFAULT_PARTITIONS, OnFailure, ReplayStoreConfig,
@@ -348,6 +349,13 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
     let pubsub_url = nonempty(&raw.pubsub_url)
         .unwrap_or(sfstream_salesforce::pubsub::DEFAULT_URL)
         .to_string();
+    let backfill_max_records = at_least_one(
+        raw.backfill_max_records,
+        &key("BACKFILL_MAX_RECORDS"),
+        sfstream_salesforce::recovery::DEFAULT_BACKFILL_MAX_RECORDS,
+    )?;
+    let limits = limits(raw.limits)?;
+    let marker_age_warn = raw.marker_age_warn_hours.map(warn_ages).transpose()?;
     Ok(SalesforceConfig {
         credentials,
         login_url,
@@ -359,7 +367,61 @@ fn salesforce(raw: RawSalesforce) -> Result<SalesforceConfig, ConfigError> {
         max_in_flight,
         transport,
         pubsub_url,
+        fetch_gap_records: raw.fetch_gap_records.unwrap_or(false),
+        backfill: raw.backfill.unwrap_or(false),
+        backfill_max_records,
+        limits,
+        marker_age_warn,
     })
+}
+
+/// `LIMITS:`: `INTERVAL` 0 turns the reads off.
+fn limits(raw: Option<RawLimits>) -> Result<Option<LimitsPolicy>, ConfigError> {
+    let raw = raw.unwrap_or_default();
+    let mut policy = LimitsPolicy::default();
+    if let Some(interval) = raw.interval {
+        if interval == 0.0 {
+            return Ok(None);
+        }
+        if interval < 1.0 {
+            return Err(ConfigError::invalid(
+                "SALESFORCE.LIMITS.INTERVAL",
+                format!("{interval} is too short: at least 1 second (0 turns the reads off)"),
+            ));
+        }
+        policy.interval = seconds("SALESFORCE.LIMITS.INTERVAL", interval)?;
+    }
+    if let Some(warn_at) = raw.warn_at {
+        if !(warn_at > 0.0 && warn_at <= 1.0) {
+            return Err(ConfigError::invalid(
+                "SALESFORCE.LIMITS.WARN_AT",
+                format!("{warn_at} is not a share of the allocation (more than 0, at most 1)"),
+            ));
+        }
+        policy.warn_at = warn_at;
+    }
+    Ok(Some(policy))
+}
+
+/// `MARKER_AGE_WARN_HOURS:`, each below its retention.
+fn warn_ages(raw: RawWarnHours) -> Result<WarnAges, ConfigError> {
+    let mut ages = WarnAges::default();
+    for (value, retention, slot, name) in [
+        (raw.retention_24h, 24.0, &mut ages.short, "RETENTION_24H"),
+        (raw.retention_72h, 72.0, &mut ages.long, "RETENTION_72H"),
+    ] {
+        if let Some(hours) = value {
+            let key = format!("SALESFORCE.MARKER_AGE_WARN_HOURS.{name}");
+            if !(hours > 0.0 && hours < retention) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{hours} is not a number of hours between 0 and {retention}"),
+                ));
+            }
+            *slot = Duration::from_secs_f64(hours * 3600.0);
+        }
+    }
+    Ok(ages)
 }
 
 #[cfg(test)]

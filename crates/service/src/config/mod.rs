@@ -39,6 +39,11 @@
 //! | `MAX_IN_FLIGHT` | per channel, events taken and not yet committed (in flight, or done behind an unfinished earlier one); when full, the taking of events pauses | [`DEFAULT_MAX_IN_FLIGHT`] (1000) |
 //! | `TRANSPORT` | `cometd` or `pubsub`: the API of Change Data Capture and platform event entrypoints (PushTopics and generic channels are CometD only; an entrypoint may choose its own) | `cometd` |
 //! | `PUBSUB_URL` | the Pub/Sub API endpoint | `https://api.pubsub.salesforce.com:7443` |
+//! | `FETCH_GAP_RECORDS` | for a Change Data Capture gap event (`GAP_CREATE`, …, `GAP_OVERFLOW`: a header, no field values), read its records through the REST API first: the payload gains `"fetched": true` and `"fetchedRecords"` | `False`: gap events reach handlers as they came |
+//! | `BACKFILL` | after a gap (an expired replay id, with `REPLAY_FALLBACK`), hand the records the channel changed in the gap's window (read through the REST API, `queryAll`) to the handlers, marked `"backfilled": true`, before its next events | `False` |
+//! | `BACKFILL_MAX_RECORDS` | most records one backfill delivers (a warning names what was left out) | 10000 |
+//! | `LIMITS` | `INTERVAL`: seconds between reads of the org's limits (0: none), `WARN_AT`: the share of an allocation used that gets a warning (once per crossing); gauges `sfstream_limit_remaining`, `sfstream_limit_max` | `{INTERVAL: 300, WARN_AT: 0.8}` |
+//! | `MARKER_AGE_WARN_HOURS` | `RETENTION_24H`, `RETENTION_72H`: the stored marker age (hours) that gets a warning, for channels kept 24 h (PushTopics, generic) and 72 h (change and platform events) | `{RETENTION_24H: 18, RETENTION_72H: 60}` |
 //!
 //! Delivery and operations keys, read at the top level or under
 //! `SALESFORCE:` (where they win): `RETRIES` ([`DEFAULT_RETRIES`], 3),
@@ -78,7 +83,8 @@ use std::time::Duration;
 
 use serde_yaml_ng::Value;
 pub use sfstream_salesforce::DEFAULT_MAX_PENDING;
-use sfstream_salesforce::replay::{ReplayFrom, redact_url};
+use sfstream_salesforce::limits_watch::LimitsPolicy;
+use sfstream_salesforce::replay::{ReplayFrom, WarnAges, redact_url};
 use sfstream_salesforce::{Credentials, LoginUrl, Transport};
 
 /// `API_VERSION` when none is configured: `37.0`, the Python Nameko
@@ -231,6 +237,21 @@ pub struct SalesforceConfig {
     pub transport: Transport,
     /// `PUBSUB_URL`: the Pub/Sub API endpoint.
     pub pubsub_url: String,
+    /// `FETCH_GAP_RECORDS`: read the records of Change Data Capture gap
+    /// events through the REST API before handing them to handlers.
+    pub fetch_gap_records: bool,
+    /// `BACKFILL`: after a gap (an expired replay id and a fallback), hand
+    /// the records changed in its window, read through the REST API, to
+    /// the handlers before streaming on.
+    pub backfill: bool,
+    /// `BACKFILL_MAX_RECORDS`: most records one backfill delivers.
+    pub backfill_max_records: usize,
+    /// `LIMITS:` (`INTERVAL`, `WARN_AT`): how often the org's limits are
+    /// read and when they get a warning; `None` (`INTERVAL: 0`): not read.
+    pub limits: Option<LimitsPolicy>,
+    /// `MARKER_AGE_WARN_HOURS:` (`RETENTION_24H`, `RETENTION_72H`): the
+    /// marker ages that get a warning; `None`: the defaults (18 h, 60 h).
+    pub marker_age_warn: Option<WarnAges>,
 }
 
 impl SalesforceConfig {
@@ -247,6 +268,11 @@ impl SalesforceConfig {
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             transport: Transport::CometD,
             pubsub_url: sfstream_salesforce::pubsub::DEFAULT_URL.to_string(),
+            fetch_gap_records: false,
+            backfill: false,
+            backfill_max_records: sfstream_salesforce::recovery::DEFAULT_BACKFILL_MAX_RECORDS,
+            limits: Some(LimitsPolicy::default()),
+            marker_age_warn: None,
         }
     }
 }

@@ -75,6 +75,30 @@ pub(super) struct RawSalesforce {
     pub max_in_flight: Option<usize>,
     pub transport: Option<Text>,
     pub pubsub_url: Option<Text>,
+    pub fetch_gap_records: Option<bool>,
+    pub backfill: Option<bool>,
+    pub backfill_max_records: Option<usize>,
+    pub limits: Option<RawLimits>,
+    pub marker_age_warn_hours: Option<RawWarnHours>,
+}
+
+/// `SALESFORCE.LIMITS:`: how often `limits/` is read, and the warning
+/// threshold.
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE", default, deny_unknown_fields)]
+pub(super) struct RawLimits {
+    pub interval: Option<f64>,
+    pub warn_at: Option<f64>,
+}
+
+/// `SALESFORCE.MARKER_AGE_WARN_HOURS:`: the marker ages that get a warning.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub(super) struct RawWarnHours {
+    #[serde(rename = "RETENTION_24H")]
+    pub retention_24h: Option<f64>,
+    #[serde(rename = "RETENTION_72H")]
+    pub retention_72h: Option<f64>,
 }
 
 /// The document read against the schema.

@@ -174,6 +174,17 @@ async fn start(
         .cloned()
         .ok_or(ServiceError::NoSalesforceConfig)?;
 
+    // The org's limits, read now and periodically; the marker age warnings.
+    crate::limits::watch(
+        client.clone(),
+        section.limits,
+        context.metrics().clone(),
+        shutdown.clone(),
+    );
+    if let Some(ages) = section.marker_age_warn {
+        sfstream_salesforce::replay::set_warn_ages(ages);
+    }
+
     // 1. One filter per topic; then declare every topic, once per name,
     // before anything streams.
     check_filters(&routes)?;
@@ -365,6 +376,9 @@ async fn connect(
             .replay_fallback(section.replay_fallback)
             .delivery(Delivery::Acknowledged)
             .max_pending(section.max_pending)
+            .fetch_gap_records(section.fetch_gap_records)
+            .backfill(section.backfill)
+            .backfill_max_records(section.backfill_max_records)
             .on_event(move |event| on_stream_event(event, &events_metrics, &events_session))
             .connect()
             .await
@@ -382,6 +396,9 @@ async fn connect(
             .replay_fallback(section.replay_fallback)
             .delivery(Delivery::Acknowledged)
             .max_pending(section.max_pending)
+            .fetch_gap_records(section.fetch_gap_records)
+            .backfill(section.backfill)
+            .backfill_max_records(section.backfill_max_records)
             .on_event(move |event| on_pubsub_event(event, &events_metrics))
             .connect()
             .await;
