@@ -2,10 +2,10 @@
 //!
 //! Every awaitable it returns runs on the tokio runtime of
 //! `pyo3-async-runtimes`, beside the event loop. Messages cross into
-//! Python without blocking the loop: [`Core::take`] hands out a message
+//! Python without blocking the loop: `Core.take()` hands out a message
 //! the core already holds (synchronously, no thread hop: a backlog drains
 //! at the speed of the Python consumer), and only when none is ready does
-//! Python await [`Core::wait`]. The core buffers at most `max_pending`
+//! Python await `Core.wait()`. The core buffers at most `max_pending`
 //! messages and pauses polling Salesforce while they wait, so a slow
 //! consumer keeps memory bounded.
 
@@ -35,7 +35,7 @@ enum Store {
     Python(Py<PyAny>),
 }
 
-/// What [`Core::wait`] left for [`Core::take`].
+/// What `Core.wait()` left for `Core.take()`.
 enum Next {
     Item(Result<StreamMessage, StreamingError>),
     End,
@@ -306,7 +306,7 @@ impl Core {
     }
 
     /// Waits until a message (or the end of the stream) is ready for
-    /// [`Core::take`] (awaitable; cancelling it loses nothing).
+    /// `Core.take()` (awaitable; cancelling it loses nothing).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
