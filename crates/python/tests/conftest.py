@@ -38,14 +38,14 @@ def run(coro, deadline=TEST_DEADLINE):
 class Org:
     """One emulated org, started for a test and stopped after it."""
 
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, extra_args=()):
         binary = os.environ.get("SFSTREAM_BIN") or str(REPO / "target" / "debug" / "sfstream")
         if not os.path.exists(binary):
             pytest.fail(f"{binary} is missing: cargo build -p sfstream (or set SFSTREAM_BIN)")
         self.stderr = open(tmp_path / "emulator.stderr", "wb")
         self.process = subprocess.Popen(
             [binary, "emulator", "--bind", "127.0.0.1:0", "--faults",
-             "--connect-hold-secs", "1", "--pubsub-bind", "127.0.0.1:0"],
+             "--connect-hold-secs", "1", "--pubsub-bind", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, stdin=subprocess.DEVNULL,
         )
         line = self.process.stdout.readline().decode()

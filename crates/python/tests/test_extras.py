@@ -169,3 +169,30 @@ def test_refused_refresh_token(org):
 
     error = run(main())
     assert "not-the-refresh-token" not in str(error)
+
+
+def test_jwt_bearer_login(tmp_path, monkeypatch):
+    """An org that trusts a generated key's public half: the JWT bearer flow
+    logs in with the private half (no password, no secret)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    from conftest import Org
+    from sfstream import JwtBearerAuthenticator
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    public = tmp_path / "public.pem"
+    public.write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    org = Org(tmp_path, ["--jwt-certificate", str(public)])
+    try:
+        monkeypatch.setenv("SALESFORCE_LOGIN_URL", org.url)
+        topic = org.push_topic("Contacts")
+        auth = JwtBearerAuthenticator("emulator-consumer-key", "emulator@example.com", private)
+        assert "PRIVATE KEY" not in repr(auth)
+        assert run(one_event(org, auth, topic))["channel"] == topic
+    finally:
+        org.stop()
