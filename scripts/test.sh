@@ -16,11 +16,11 @@ export SFSTREAM_NODE_MODULES="$repo/tests/peers/node_modules"
 
 # The Python package (crates/python): built into .venv with maturin (a debug
 # build), then its pytest suite against emulators started from the sfstream
-# binary (built here with the features nextest uses, so nextest reuses it).
+# binary (built here by nextest's own build step, which its run reuses).
 # SFSTREAM_PYTHON_TESTS=0 leaves it out (e.g. when selecting a few Rust tests).
 if [[ "${SFSTREAM_PYTHON_TESTS:-1}" != 0 ]]; then
     echo "test: the Python package: maturin develop, pytest crates/python/tests"
-    cargo build --workspace --all-features --bins
+    cargo nextest run --workspace --all-features --no-run
     export SFSTREAM_BIN="${CARGO_TARGET_DIR:-$repo/target}/debug/sfstream"
     (cd crates/python && VIRTUAL_ENV="$repo/.venv" PATH="$repo/.venv/bin:$PATH" maturin develop --quiet)
     (cd crates/python && "$SFSTREAM_PYTHON" -m pytest -q)
