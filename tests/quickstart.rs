@@ -308,3 +308,40 @@ async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
     }
     connection.close().await;
 }
+
+/// docs/python.md's path for a nameko-salesforce service: `sfstream run`
+/// streams Salesforce and dispatches Nameko events; the real Python Nameko
+/// service keeps only plain `@event_handler`s
+/// (tests/peers/nameko_handlers_peer.py).
+#[tokio::test]
+async fn sfstream_run_dispatches_to_a_python_service_with_plain_event_handlers() {
+    let vhost = Vhost::create();
+    let org = emulator().await;
+    let service = unique("salesforce");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let extra = format!(
+        "SERVICE_NAME: {service}\nPROXY:\n  - sobject: Contact\n    exclude_current_user: false\n"
+    );
+    std::fs::write(&path, yaml(&vhost, &org, &extra)).expect("write config");
+
+    let spec = json!({"config": path, "source": service, "lifetime": 90});
+    let mut python_service = Command::new(python())
+        .arg(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/nameko_handlers_peer.py"))
+        .arg(spec.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn python");
+    let mut lines = json_lines(python_service.stdout.take().expect("stdout"));
+    assert_eq!(next(&mut lines, 30).await, json!({"ready": true}));
+    let _run = start_run(&path).await;
+
+    let contact = create(&org, "Contact", json!({"LastName": "Handled"}));
+    let line = next(&mut lines, 60).await;
+    assert_eq!(line["event"], "salesforce_contact_created", "{line}");
+    assert_eq!(line["payload"]["Id"], contact.record["Id"]);
+    assert_eq!(line["payload"]["Name"], "Handled");
+}

@@ -494,7 +494,9 @@ async fn generic_source(
 /// A one-line reason for a streaming error, with what to do when obvious.
 fn explain(error: &StreamingError) -> String {
     match error {
-        StreamingError::ReplayIdExpired { channel, replay_id } => format!(
+        StreamingError::ReplayIdExpired {
+            channel, replay_id, ..
+        } => format!(
             "the stored replay id {replay_id} of {channel} is outside the retention window; \
              rerun with --replay-fallback ALL (or NEW), or reset it with `sfstream replay reset`"
         ),

@@ -462,8 +462,20 @@ async fn expired_replay_ids_fall_back_or_fail_clearly() {
         .await
         .expect("connects");
     match client.subscribe(TOPIC).await {
-        Err(StreamingError::ReplayIdExpired { channel, replay_id }) => {
+        Err(StreamingError::ReplayIdExpired {
+            channel,
+            replay_id,
+            error,
+        }) => {
             assert_eq!((channel.as_str(), replay_id), (TOPIC, first));
+            // The server's own words travel with it.
+            assert_eq!(error.code, Some(400));
+            assert!(
+                error.message.starts_with(&format!(
+                    "The replayId {{{first}}} you provided was invalid."
+                )),
+                "{error}"
+            );
         }
         other => panic!("expected ReplayIdExpired, got {other:?}"),
     }

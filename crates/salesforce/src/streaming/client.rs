@@ -60,6 +60,9 @@ pub enum StreamingError {
         channel: String,
         /// The refused replay id.
         replay_id: i64,
+        /// The server's error, as Salesforce worded it (`400::The replayId
+        /// {N} you provided was invalid.  Please provide …`).
+        error: sfstream_bayeux::ErrorField,
     },
     /// The channel is already subscribed with another filter; Salesforce
     /// allows one subscription per channel in a session.
@@ -483,6 +486,7 @@ impl StreamingClient {
                 Err(StreamingError::ReplayIdExpired {
                     channel,
                     replay_id: from.as_i64(),
+                    error,
                 })
             }
             Err(error) => Err(error.into()),
@@ -716,7 +720,11 @@ impl StreamMessages {
                     .nth(1)
                     .and_then(|n| n.parse().ok())
                     .unwrap_or_default();
-                Err(StreamingError::ReplayIdExpired { channel, replay_id })
+                Err(StreamingError::ReplayIdExpired {
+                    channel,
+                    replay_id,
+                    error,
+                })
             }
             Err(error) => Err(error.into()),
         }
