@@ -219,9 +219,10 @@ impl PubSubCore {
         Ok(())
     }
 
-    /// Publishes the JSON event `data` to `topic`, encoded with its schema
-    /// (awaitable); returns its replay id (base64), or raises `ServerError`
-    /// with why it was refused.
+    /// Publishes the JSON event `data` (an object) to `topic`, encoded
+    /// with its schema, `CreatedDate` (now) and `CreatedById` (the session's
+    /// user) filled in when missing (awaitable); returns its replay id
+    /// (base64), or raises `ServerError` with why it was refused.
     fn publish<'py>(
         &self,
         py: Python<'py>,
@@ -229,9 +230,27 @@ impl PubSubCore {
         data: String,
     ) -> PyResult<Bound<'py, PyAny>> {
         let client = client_of(&self.state)?;
-        let data: serde_json::Value = serde_json::from_str(&data)
+        let mut data: serde_json::Value = serde_json::from_str(&data)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        if !data.is_object() {
+            return Err(pyo3::exceptions::PyTypeError::new_err(
+                "a platform event is a dict of field values",
+            ));
+        }
+        let login = self.login.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            // Salesforce requires both; publishing clients fill them in
+            // (as `sfstream publish --pubsub` does). The session is the
+            // client's own (shared by the authenticator's clones).
+            let session = login.session().await.map_err(|e| errors::login(&e))?;
+            if let Some(fields) = data.as_object_mut() {
+                fields
+                    .entry("CreatedDate")
+                    .or_insert_with(|| chrono::Utc::now().timestamp_millis().into());
+                if let Some(user) = session.user_id {
+                    fields.entry("CreatedById").or_insert(user.into());
+                }
+            }
             let outcome = client
                 .publish(&topic, std::slice::from_ref(&data))
                 .await

@@ -161,7 +161,8 @@ class PubSubClient(_ClientBase):
 
     async def publish(self, topic: str, data: dict) -> str:
         """Publish the event *data* (field values by name) to the platform
-        event *topic*, encoded with its schema
+        event *topic*, encoded with its schema; ``CreatedDate`` (now) and
+        ``CreatedById`` (the logged-in user) are filled in when missing
 
         :return: The event's replay id (base64)
         :raise ServerError: If the event is refused (by the schema or the
