@@ -267,7 +267,9 @@ impl PubSubCore {
                 _ => Err(errors::exception(
                     "ServerError",
                     "Publish request failed.".into(),
-                    Some(serde_json::json!({"topic": topic, "successful": false, "error": "no result"})),
+                    Some(
+                        serde_json::json!({"topic": topic, "successful": false, "error": "no result"}),
+                    ),
                 )),
             }
         })
