@@ -2,18 +2,15 @@
 //!
 //! Every awaitable it returns runs on the tokio runtime of
 //! `pyo3-async-runtimes`, beside the event loop. Messages cross into
-//! Python without blocking the loop: `Core.take()` hands out a message
-//! the core already holds (synchronously, no thread hop: a backlog drains
-//! at the speed of the Python consumer), and only when none is ready does
-//! Python await `Core.wait()`. The core buffers at most `max_pending`
+//! Python without blocking the loop through a [`Feed`]: `Core.take()`
+//! hands out a message the core already holds, and only when none is
+//! ready does Python await `Core.wait()`. The core buffers at most `max_pending`
 //! messages and pauses polling Salesforce while they wait, so a slow
 //! consumer keeps memory bounded.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{FutureExt, StreamExt};
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 use sfstream_salesforce::replay::{MemoryStore, ReplayFrom, ReplayStore, open_store};
@@ -22,6 +19,7 @@ use sfstream_salesforce::{
 };
 
 use crate::errors;
+use crate::feed::{Feed, Taken};
 use crate::login::Login;
 use crate::store::PyStorage;
 
@@ -33,12 +31,6 @@ enum Store {
     Uri(String),
     /// A Python `ReplayMarkerStorage`.
     Python(Py<PyAny>),
-}
-
-/// What `Core.wait()` left for `Core.take()`.
-enum Next {
-    Item(Result<StreamMessage, StreamingError>),
-    End,
 }
 
 struct Settings {
@@ -53,10 +45,7 @@ struct Settings {
 #[derive(Default)]
 struct State {
     client: parking_lot::Mutex<Option<StreamingClient>>,
-    stream: tokio::sync::Mutex<Option<StreamMessages>>,
-    /// Taken from the stream by a `wait` (at most one: a `wait` whose
-    /// Python future was cancelled leaves its message here, not lost).
-    stash: parking_lot::Mutex<VecDeque<Next>>,
+    feed: Feed<StreamMessages>,
     instance_url: parking_lot::Mutex<Option<String>>,
 }
 
@@ -98,7 +87,8 @@ fn replay_from(value: i64) -> ReplayFrom {
     }
 }
 
-fn closed() -> PyErr {
+/// Raised by `take` once the stream has ended.
+pub(crate) fn closed() -> PyErr {
     errors::exception(
         "ClientInvalidOperation",
         "The client is closed and there are no pending messages.".into(),
@@ -227,7 +217,7 @@ impl Core {
                 .connect()
                 .await
                 .map_err(|e| errors::streaming(&e))?;
-            *state.stream.lock().await = Some(messages);
+            state.feed.set(messages).await;
             *state.client.lock() = Some(client);
             Ok(())
         })
@@ -278,30 +268,10 @@ impl Core {
     /// is_gap)`, else `None`; raises the stream's error, or
     /// `ClientInvalidOperation` once the stream has ended.
     fn take<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-        let stashed = self.state.stash.lock().pop_front();
-        let next = match stashed {
-            Some(next) => next,
-            None => {
-                let Ok(mut guard) = self.state.stream.try_lock() else {
-                    return Ok(None); // a `wait` holds the stream: nothing is ready
-                };
-                let Some(stream) = guard.as_mut() else {
-                    return Err(closed());
-                };
-                match stream.next().now_or_never() {
-                    None => return Ok(None),
-                    Some(Some(item)) => Next::Item(item),
-                    Some(None) => Next::End,
-                }
-            }
-        };
-        match next {
-            Next::Item(item) => self.convert(py, item).map(Some),
-            Next::End => {
-                // Stays ended for every later call.
-                self.state.stash.lock().push_back(Next::End);
-                Err(closed())
-            }
+        match self.state.feed.take() {
+            Taken::Item(item) => self.convert(py, item).map(Some),
+            Taken::NotReady => Ok(None),
+            Taken::Ended => Err(closed()),
         }
     }
 
@@ -310,18 +280,7 @@ impl Core {
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let state = self.state.clone();
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            if !state.stash.lock().is_empty() {
-                return Ok(());
-            }
-            let mut guard = state.stream.lock().await;
-            let next = match guard.as_mut() {
-                None => Next::End,
-                Some(stream) => match stream.next().await {
-                    Some(item) => Next::Item(item),
-                    None => Next::End,
-                },
-            };
-            state.stash.lock().push_back(next);
+            state.feed.wait().await;
             Ok(())
         })
     }
@@ -329,21 +288,7 @@ impl Core {
     /// Messages received and not taken yet.
     #[getter]
     fn pending_count(&self) -> usize {
-        let stashed = self
-            .state
-            .stash
-            .lock()
-            .iter()
-            .filter(|n| matches!(n, Next::Item(Ok(_))))
-            .count();
-        let buffered = self
-            .state
-            .stream
-            .try_lock()
-            .ok()
-            .and_then(|s| s.as_ref().map(|s| s.pending_count()))
-            .unwrap_or(0);
-        stashed + buffered
+        self.state.feed.pending_count()
     }
 
     /// The instance URL of the current session, once logged in.

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use sfstream_bayeux::{Error as BayeuxError, ErrorField, TransportError};
 use sfstream_salesforce::StreamingError;
 use sfstream_salesforce::auth::AuthError;
+use sfstream_salesforce::pubsub::PubSubError;
 use sfstream_salesforce::replay::StoreError;
 
 /// An exception of class `kind` of `sfstream.exceptions`, raised with
@@ -86,6 +87,51 @@ pub fn bayeux(error: &BayeuxError) -> PyErr {
             ),
         ),
         BayeuxError::Closed => exception("ClientInvalidOperation", message, None),
+        _ => exception("ClientError", message, None),
+    }
+}
+
+/// A Pub/Sub error as a Python exception. A refusal by the server is a
+/// `ServerError` whose `response` has the `error` text (and, for a
+/// subscription that ended, its `subscription`; for an RPC, its gRPC
+/// `code` and Salesforce's `error_code` and `rpc_id`).
+pub fn pubsub(error: &PubSubError) -> PyErr {
+    let message = error.to_string();
+    match error {
+        PubSubError::Login(auth) => login(auth),
+        PubSubError::NoOrgId => exception("AuthenticationError", message, None),
+        PubSubError::Store(store) => self::store(store),
+        PubSubError::ReplayIdInvalid { topic, .. } => exception(
+            "ServerError",
+            "Subscribe request failed.".into(),
+            Some(json!({"subscription": topic, "successful": false, "error": message})),
+        ),
+        PubSubError::Rpc {
+            rpc,
+            code,
+            message: status,
+            error_code,
+            rpc_id,
+        } => exception(
+            "ServerError",
+            format!("Pub/Sub {rpc} failed."),
+            Some(json!({
+                "rpc": rpc, "successful": false, "error": status,
+                "code": format!("{code:?}"), "error_code": error_code, "rpc_id": rpc_id,
+            })),
+        ),
+        PubSubError::NotPermitted { .. } => exception(
+            "ServerError",
+            message.clone(),
+            Some(json!({"successful": false, "error": message})),
+        ),
+        PubSubError::Connection(_) => exception("TransportError", message, None),
+        PubSubError::Timeout { .. } | PubSubError::GaveUp { .. } => {
+            exception("TransportTimeoutError", message, None)
+        }
+        PubSubError::AlreadySubscribed { .. } | PubSubError::Closed | PubSubError::NoPreset(_) => {
+            exception("ClientInvalidOperation", message, None)
+        }
         _ => exception("ClientError", message, None),
     }
 }

@@ -10,7 +10,11 @@
 //! - [`client::Core`]: a [`StreamingClient`](sfstream_salesforce::StreamingClient)
 //!   and its message stream, driven from asyncio: every awaitable runs on
 //!   the tokio runtime of `pyo3-async-runtimes`, beside the event loop,
-//!   and the loop never blocks on Rust;
+//!   and the loop never blocks on Rust (messages cross through a
+//!   [`feed::Feed`]);
+//! - [`pubsub::PubSubCore`]: the same for a
+//!   [`PubSubClient`](sfstream_salesforce::pubsub::PubSubClient) (the
+//!   Pub/Sub API, gRPC), behind `sfstream.PubSubClient`;
 //! - [`store::PyStorage`]: a [`ReplayStore`](sfstream_salesforce::replay::ReplayStore)
 //!   over a Python `ReplayMarkerStorage`, whose coroutines run on the
 //!   client's event loop (as aiosfstream runs them).
@@ -24,7 +28,9 @@
 
 pub mod client;
 pub mod errors;
+pub mod feed;
 pub mod login;
+pub mod pubsub;
 pub mod store;
 
 use pyo3::prelude::*;
@@ -41,10 +47,13 @@ fn _sfstream(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<login::Login>()?;
     m.add_class::<client::Core>()?;
     m.add_class::<client::Handle>()?;
+    m.add_class::<pubsub::PubSubCore>()?;
+    m.add_class::<pubsub::PubSubHandle>()?;
     m.add(
         "DEFAULT_API_VERSION",
         sfstream_salesforce::DEFAULT_API_VERSION,
     )?;
+    m.add("PUBSUB_URL", sfstream_salesforce::pubsub::DEFAULT_URL)?;
     m.add_function(wrap_pyfunction!(redact_url, m)?)?;
     Ok(())
 }

@@ -53,6 +53,12 @@ class Org:
             self.stop()
             pytest.fail(f"the emulator did not start: {line!r}")
         self.url = line.split()[-1]
+        line = self.process.stdout.readline().decode()
+        if not line.startswith("pubsub on "):
+            self.stop()
+            pytest.fail(f"the emulator's Pub/Sub server did not start: {line!r}")
+        #: The Pub/Sub API endpoint (the emulator's second stdout line).
+        self.pubsub_url = line.split()[-1]
         self._token = None
 
     def stop(self):
@@ -115,6 +121,12 @@ class Org:
         return [self.rest("POST", "sobjects/Contact/", {"LastName": f"{prefix} {i}"})["id"]
                 for i in range(count)]
 
+    def platform_event(self, name, fields):
+        """Defines the platform event `name` (`Order__e`) with `fields`
+        (`{"Amount__c": "double"}`); returns its topic."""
+        self._request("POST", f"{self.url}/_emulator/platform-events/{name}", {"fields": fields})
+        return f"/event/{name}"
+
     def fault(self, name, body=None):
         return self._request("POST", f"{self.url}/_emulator/faults/{name}", body or {})
 
@@ -130,9 +142,11 @@ class Org:
 @pytest.fixture
 def org(tmp_path, monkeypatch):
     """An emulated org; SALESFORCE_LOGIN_URL points the authenticators at it,
-    so the documentation's examples run without a login URL."""
+    so the documentation's examples run without a login URL, and
+    SALESFORCE_PUBSUB_URL points PubSubClient at its Pub/Sub server."""
     org = Org(tmp_path)
     monkeypatch.setenv("SALESFORCE_LOGIN_URL", org.url)
+    monkeypatch.setenv("SALESFORCE_PUBSUB_URL", org.pubsub_url)
     try:
         yield org
     finally:

@@ -24,6 +24,7 @@ from .auth import (
     SoapAuthenticator,
 )
 from .client import Client, Message, SalesforceStreamingClient
+from .pubsub import PubSubClient
 from .replay import (
     ConstantReplayId,
     DefaultMappingStorage,
@@ -51,6 +52,7 @@ __all__ = [
     "Message",
     "NativeStorage",
     "PasswordAuthenticator",
+    "PubSubClient",
     "RedisStorage",
     "RefreshTokenAuthenticator",
     "ReplayMarker",
