@@ -442,6 +442,7 @@ impl PubSubClient {
             subscribe_timeout: inner.connection.rpc_timeout,
             shutdown,
             first_open: Some(first_open),
+            json_len: Default::default(),
         };
         let topics = inner.topics.clone();
         let key = key.to_string();

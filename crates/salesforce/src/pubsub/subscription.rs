@@ -57,6 +57,8 @@ pub(crate) struct Subscription {
     /// Told when the first stream is open (the server has taken the
     /// first FetchRequest, so a LATEST subscription's position is set).
     pub(crate) first_open: Option<tokio::sync::oneshot::Sender<()>>,
+    /// The JSON length of the last decoded event (sizes the next one's).
+    pub(crate) json_len: std::sync::atomic::AtomicUsize,
 }
 
 /// The common part of FetchResponse and ManagedFetchResponse.
@@ -423,16 +425,23 @@ impl Subscription {
     ) -> Result<Option<Vec<u8>>, tonic::Status> {
         let replay_id = event.replay_id.clone();
         let seq = self.shared.next_seq();
-        let item = match decode_event(&self.connection, &self.schemas, &self.topic, event).await {
+        let decoded = decode_event(
+            &self.connection,
+            &self.schemas,
+            &self.topic,
+            event,
+            &self.json_len,
+        )
+        .await;
+        let item = match decoded {
             Ok(decoded) => Ok(PubSubMessage {
                 gap: None,
                 topic: self.topic.to_string(),
                 schema_id: decoded.schema_id,
                 event_id: decoded.event_id,
                 created: {
-                    let created = super::message::created_of(&decoded.payload);
-                    *self.shared.last_created.lock() = created;
-                    created
+                    *self.shared.last_created.lock() = decoded.created;
+                    decoded.created
                 },
                 payload: decoded.payload,
                 replay_id: replay_id.clone(),
