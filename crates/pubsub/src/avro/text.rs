@@ -315,8 +315,8 @@ impl<'s> Text<'s, '_, '_> {
     }
 
     fn string(&mut self, s: &str) -> Result<(), Failure> {
-        serde_json::to_writer(&mut *self.out, s)
-            .map_err(|e| Fail::new(format!("cannot write JSON: {e}")))
+        write_str(self.out, s);
+        Ok(())
     }
 
     fn base64(&mut self, raw: &[u8]) {
@@ -346,7 +346,108 @@ enum Special {
     Bitmap(usize),
 }
 
+/// Appends `s` as a JSON string, escaped as serde_json escapes it (`\"`,
+/// `\\`, `\b \f \n \r \t`, other control characters as `\u00xx`;
+/// nothing else), eight bytes at a time while none needs escaping.
+pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    /// Whether a byte of `w` is below 0x20, `"` or `\`.
+    fn special(w: u64) -> bool {
+        let control = w.wrapping_sub(ONES * 0x20) & !w;
+        let q = w ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q;
+        let b = w ^ (ONES * u64::from(b'\\'));
+        let backslash = b.wrapping_sub(ONES) & !b;
+        (control | quote | backslash) & HIGH != 0
+    }
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    let mut done = 0; // written up to here
+    let mut i = 0;
+    while i < bytes.len() {
+        if let Some(chunk) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            if !special(u64::from_le_bytes(word)) {
+                i += 8;
+                continue;
+            }
+        }
+        let end = (i + 8).min(bytes.len());
+        while i < end {
+            let byte = bytes[i];
+            let escape: &[u8] = match byte {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..0x20 => b"",
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            out.extend_from_slice(&bytes[done..i]);
+            if escape.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(b"\\u00");
+                out.push(HEX[usize::from(byte >> 4)]);
+                out.push(HEX[usize::from(byte & 0xf)]);
+            } else {
+                out.extend_from_slice(escape);
+            }
+            i += 1;
+            done = i;
+        }
+    }
+    out.extend_from_slice(&bytes[done..]);
+    out.push(b'"');
+}
+
 /// Writing to a `Vec` does not fail; should it, the error is the payload's.
 fn io(result: std::io::Result<()>) -> Result<(), Failure> {
     result.map_err(|e| Fail::new(format!("cannot write JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_str;
+    use proptest::prelude::*;
+
+    fn check(s: &str) -> Result<(), TestCaseError> {
+        let mut out = b"x".to_vec();
+        write_str(&mut out, s);
+        prop_assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("x{}", serde_json::to_string(s).unwrap())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn every_ascii_byte_at_every_offset() {
+        for byte in 0u8..0x80 {
+            for at in 0..20 {
+                let mut s = "abcdefghijklmnopqrs".to_string();
+                s.insert(at, char::from(byte));
+                check(&s).unwrap();
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(
+            s in "[\\x00-\\x23\\x5b-\\x5d\\x7f a-z\u{e9}\u{2713}\u{1f600}]{0,40}",
+            t in any::<String>(),
+        ) {
+            check(&s)?;
+            check(&t)?;
+        }
+    }
 }
