@@ -348,12 +348,31 @@ enum Special {
 
 /// Appends `s` as a JSON string, escaped as serde_json escapes it (`\"`,
 /// `\\`, `\b \f \n \r \t`, other control characters as `\u00xx`;
-/// nothing else), eight bytes at a time while none needs escaping.
+/// nothing else). Strings that need no escaping (nearly all) are checked
+/// eight bytes at a time and copied whole.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    if plain(bytes) {
+        out.extend_from_slice(bytes);
+    } else {
+        escape(out, bytes);
+    }
+    out.push(b'"');
+}
+
+/// Whether no byte of `bytes` needs escaping.
+#[inline]
+fn plain(bytes: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     /// Whether a byte of `w` is below 0x20, `"` or `\`.
-    fn special(w: u64) -> bool {
+    #[inline]
+    fn special(chunk: &[u8]) -> bool {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
         let control = w.wrapping_sub(ONES * 0x20) & !w;
         let q = w ^ (ONES * u64::from(b'"'));
         let quote = q.wrapping_sub(ONES) & !q;
@@ -361,52 +380,46 @@ pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
         let backslash = b.wrapping_sub(ONES) & !b;
         (control | quote | backslash) & HIGH != 0
     }
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut done = 0; // written up to here
-    let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            if !special(u64::from_le_bytes(word)) {
-                i += 8;
-                continue;
-            }
+    if bytes.len() < 8 {
+        return !bytes
+            .iter()
+            .any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+    }
+    let mut chunks = bytes.chunks_exact(8);
+    if chunks.any(special) {
+        return false;
+    }
+    // The last (partial) chunk, as the last eight bytes.
+    bytes.len() % 8 == 0 || !special(&bytes[bytes.len() - 8..])
+}
+
+#[cold]
+fn escape(out: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut done = 0; // copied up to here
+    for (i, &byte) in bytes.iter().enumerate() {
+        let escape: &[u8] = match byte {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..0x20 => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[done..i]);
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(byte >> 4)]);
+            out.push(HEX[usize::from(byte & 0xf)]);
+        } else {
+            out.extend_from_slice(escape);
         }
-        let end = (i + 8).min(bytes.len());
-        while i < end {
-            let byte = bytes[i];
-            let escape: &[u8] = match byte {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..0x20 => b"",
-                _ => {
-                    i += 1;
-                    continue;
-                }
-            };
-            out.extend_from_slice(&bytes[done..i]);
-            if escape.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(byte >> 4)]);
-                out.push(HEX[usize::from(byte & 0xf)]);
-            } else {
-                out.extend_from_slice(escape);
-            }
-            i += 1;
-            done = i;
-        }
+        done = i + 1;
     }
     out.extend_from_slice(&bytes[done..]);
-    out.push(b'"');
 }
 
 /// Writing to a `Vec` does not fail; should it, the error is the payload's.
