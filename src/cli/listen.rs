@@ -332,7 +332,11 @@ async fn pubsub_source(args: &ListenArgs, status: Arc<Status>) -> anyhow::Result
             Ok(message) => {
                 // An event's line is written from the message itself.
                 let gap = message.gap.is_some();
-                let data = if gap { Some(message.line_json()?) } else { None };
+                let data = if gap {
+                    Some(message.line_json()?)
+                } else {
+                    None
+                };
                 Ok(Received {
                     channel: message.topic.clone(),
                     gap,

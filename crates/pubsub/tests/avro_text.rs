@@ -90,7 +90,10 @@ fn change_events_are_the_value_paths_text_with_bitmaps_expanded() {
     let event = change_event(json!(["0x4122", "1-0x06"]), json!(["0x04"]), json!([]));
     let bytes = encode(&schema, &event).unwrap();
     let plain = same(&schema, &bytes).unwrap();
-    assert!(plain.contains(r#""changedFields":["0x4122","1-0x06"]"#), "{plain}");
+    assert!(
+        plain.contains(r#""changedFields":["0x4122","1-0x06"]"#),
+        "{plain}"
+    );
     let (expanded, created) = event_text(&schema, &bytes).unwrap();
     assert!(
         expanded.contains(r#""nulledFields":["Type"],"diffFields":[],"changedFields":["Name","Phone","IsPartner","Rating__c","Name.FirstName","Name.LastName"]"#),
@@ -218,7 +221,8 @@ fn change_events_shaped_as_maps_go_through_the_value_path() {
         r#"{"type": "map", "values": {"type": "map", "values": ["long", {"type": "array", "items": "string"}]}}"#,
     )
     .unwrap();
-    let v = json!({"ChangeEventHeader": {"commitTimestamp": 7, "changedFields": ["Name"]}, "x": {}});
+    let v =
+        json!({"ChangeEventHeader": {"commitTimestamp": 7, "changedFields": ["Name"]}, "x": {}});
     let bytes = encode(&schema, &v).unwrap();
     assert_eq!(event_text(&schema, &bytes).unwrap().1, Some(7));
     same(&schema, &bytes).unwrap();
@@ -241,10 +245,19 @@ fn change_events_shaped_as_maps_go_through_the_value_path() {
             json!({"ChangeEventHeader": {"changedFields": ["0x03", "Name"], "commitTimestamp": 9}, "CreatedDate": 4}),
             Some(9),
         ),
-        (json!({"ChangeEventHeader": {"changedFields": []}, "CreatedDate": 4}), Some(4)),
-        (json!({"ChangeEventHeader": null, "CreatedDate": 4}), Some(4)),
+        (
+            json!({"ChangeEventHeader": {"changedFields": []}, "CreatedDate": 4}),
+            Some(4),
+        ),
+        (
+            json!({"ChangeEventHeader": null, "CreatedDate": 4}),
+            Some(4),
+        ),
         (json!({"ChangeEventHeader": null, "CreatedDate": "4"}), None),
-        (json!({"ChangeEventHeader": {"commitTimestamp": 9}, "CreatedDate": null}), Some(9)),
+        (
+            json!({"ChangeEventHeader": {"commitTimestamp": 9}, "CreatedDate": null}),
+            Some(9),
+        ),
     ] {
         let bytes = encode(&schema, &v).unwrap();
         same(&schema, &bytes).unwrap();
@@ -270,7 +283,11 @@ fn headers_and_bitmaps_of_other_shapes_are_left_as_the_value_path_leaves_them() 
     )
     .unwrap();
     for (v, created, ok) in [
-        (json!({"ChangeEventHeader": "h", "Name": "n", "CreatedDate": 3}), Some(3), true),
+        (
+            json!({"ChangeEventHeader": "h", "Name": "n", "CreatedDate": 3}),
+            Some(3),
+            true,
+        ),
         (
             json!({"ChangeEventHeader": {"changedFields": null, "nulledFields": "0x01", "commitTimestamp": 1.5}, "Name": "n", "CreatedDate": 3}),
             None,
@@ -327,10 +344,13 @@ fn deep_values_of_recursive_schemas_are_refused_alike() {
     deep.push(0);
     deep.extend(std::iter::repeat_n(0u8, 101));
     let e = same(&schema, &deep).unwrap_err();
-    assert!(e.to_string().contains("nested deeper than 64 levels"), "{e}");
+    assert!(
+        e.to_string().contains("nested deeper than 64 levels"),
+        "{e}"
+    );
     // Many items that take no bytes: bounded per payload.
-    let nulls = parse_schema(r#"{"type": "array", "items": {"type": "array", "items": "null"}}"#)
-        .unwrap();
+    let nulls =
+        parse_schema(r#"{"type": "array", "items": {"type": "array", "items": "null"}}"#).unwrap();
     let mut many = long(2);
     many.extend(long(50_000));
     many.push(0);

@@ -41,7 +41,10 @@ impl<'s, 'b> Reader<'s, 'b> {
         if self.pos != self.buf.len() {
             return Err(Fail::at_byte(
                 self.pos,
-                format!("{} trailing bytes after the datum", self.buf.len() - self.pos),
+                format!(
+                    "{} trailing bytes after the datum",
+                    self.buf.len() - self.pos
+                ),
             ));
         }
         Ok(())
@@ -145,7 +148,10 @@ impl<'s, 'b> Reader<'s, 'b> {
     }
 
     /// An enum's symbol.
-    pub(super) fn symbol(&mut self, e: &'s apache_avro::schema::EnumSchema) -> Result<&'s str, Failure> {
+    pub(super) fn symbol(
+        &mut self,
+        e: &'s apache_avro::schema::EnumSchema,
+    ) -> Result<&'s str, Failure> {
         let start = self.pos;
         let i = self.int()?;
         match usize::try_from(i).ok().and_then(|i| e.symbols.get(i)) {
@@ -163,7 +169,10 @@ impl<'s, 'b> Reader<'s, 'b> {
 
     /// A union's branch.
     #[inline]
-    pub(super) fn branch(&mut self, u: &'s apache_avro::schema::UnionSchema) -> Result<&'s Schema, Failure> {
+    pub(super) fn branch(
+        &mut self,
+        u: &'s apache_avro::schema::UnionSchema,
+    ) -> Result<&'s Schema, Failure> {
         let start = self.pos;
         let i = self.long()?;
         let variants = u.variants();

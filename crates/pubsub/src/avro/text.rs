@@ -381,16 +381,14 @@ fn plain(bytes: &[u8]) -> bool {
         (control | quote | backslash) & HIGH != 0
     }
     if bytes.len() < 8 {
-        return !bytes
-            .iter()
-            .any(|&b| b < 0x20 || b == b'"' || b == b'\\');
+        return !bytes.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     }
     let mut chunks = bytes.chunks_exact(8);
     if chunks.any(special) {
         return false;
     }
     // The last (partial) chunk, as the last eight bytes.
-    bytes.len() % 8 == 0 || !special(&bytes[bytes.len() - 8..])
+    bytes.len().is_multiple_of(8) || !special(&bytes[bytes.len() - 8..])
 }
 
 #[cold]

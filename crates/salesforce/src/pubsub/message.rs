@@ -249,7 +249,9 @@ mod tests {
             topic: "/data/ContactChangeEvent".into(),
             schema_id: "abc".into(),
             event_id: "e1".into(),
-            payload: Payload::from(json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null})),
+            payload: Payload::from(
+                json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null}),
+            ),
             replay_id: vec![0, 0, 0, 0, 0, 0, 0, 7, 0, 0],
             created: None,
             gap: None,

@@ -160,14 +160,18 @@ mod tests {
 
     #[test]
     fn the_value_is_built_from_avro_and_matches_the_text() {
-        let source = json!({"ChangeEventHeader": {"changedFields": ["0x02"]}, "Name": "Ada", "Tiny": 1e-45});
+        let source =
+            json!({"ChangeEventHeader": {"changedFields": ["0x02"]}, "Name": "Ada", "Tiny": 1e-45});
         let payload = decoded(&source);
         assert_eq!(
             payload.json(),
             r#"{"ChangeEventHeader":{"changedFields":["Name"]},"Name":"Ada","Tiny":1e-45}"#
         );
         // Through Deref, as a Value.
-        assert_eq!(payload["ChangeEventHeader"]["changedFields"], json!(["Name"]));
+        assert_eq!(
+            payload["ChangeEventHeader"]["changedFields"],
+            json!(["Name"])
+        );
         assert_eq!(payload.get("Name").and_then(Value::as_str), Some("Ada"));
         // Exact (serde_json reads 1e-45 back an ulp off).
         assert_eq!(payload["Tiny"].as_f64(), Some(1e-45));
