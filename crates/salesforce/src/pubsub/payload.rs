@@ -24,7 +24,8 @@ pub struct Payload {
     /// The Avro datum and its schema, for the value (exact: not re-parsed
     /// from the text).
     avro: Option<(Arc<Schema>, Vec<u8>)>,
-    value: OnceLock<Value>,
+    /// Boxed: a message stays small until its value is asked for.
+    value: OnceLock<Box<Value>>,
 }
 
 impl Payload {
@@ -45,13 +46,13 @@ impl Payload {
 
     /// The payload as a JSON value (built on first use, then kept).
     pub fn value(&self) -> &Value {
-        self.value.get_or_init(|| self.build())
+        self.value.get_or_init(|| Box::new(self.build()))
     }
 
     /// The JSON value, owned.
     pub fn into_value(mut self) -> Value {
         match self.value.take() {
-            Some(value) => value,
+            Some(value) => *value,
             None => self.build(),
         }
     }
@@ -80,7 +81,7 @@ impl From<Value> for Payload {
         Payload {
             json: value.to_string(),
             avro: None,
-            value: OnceLock::from(value),
+            value: OnceLock::from(Box::new(value)),
         }
     }
 }
