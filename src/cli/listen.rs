@@ -199,11 +199,34 @@ struct Received {
     subscription: String,
     /// When the event was created, when known.
     created: Option<chrono::DateTime<chrono::Utc>>,
-    data: Box<RawValue>,
+    /// `None` for a Pub/Sub event: written from its message (`commit`).
+    data: Option<Box<RawValue>>,
     /// `data` is a whole line of its own (a `{"gap": {…}}`), not an event.
     gap: bool,
+    /// `None` for a Pub/Sub event: taken from its message when needed.
     replay_id: Option<String>,
     commit: Option<Commit>,
+}
+
+impl Received {
+    /// Appends the line's `data` to `line`.
+    fn write_data(&self, line: &mut Vec<u8>) -> serde_json::Result<()> {
+        match (&self.data, &self.commit) {
+            (Some(data), _) => line.extend_from_slice(data.get().as_bytes()),
+            (None, Some(Commit::PubSub(message))) => message.write_line_data(line)?,
+            (None, _) => line.extend_from_slice(b"null"),
+        }
+        Ok(())
+    }
+
+    /// The replay id the status line shows.
+    fn replay_id(&self) -> Option<String> {
+        match (&self.replay_id, &self.commit) {
+            (Some(id), _) => Some(id.clone()),
+            (None, Some(Commit::PubSub(message))) => Some(message.replay_id_text()),
+            _ => None,
+        }
+    }
 }
 
 /// What acknowledges a written event.
@@ -346,7 +369,7 @@ async fn salesforce_source(
                 channel: message.channel.clone(),
                 subscription: message.subscription.clone(),
                 created: message.marker.and_then(|m| m.created),
-                data: message.data.clone(),
+                data: Some(message.data.clone()),
                 gap: message.gap.is_some(),
                 replay_id: message.replay_id().map(|id| id.to_string()),
                 commit: Some(Commit::CometD(message)),
@@ -421,14 +444,20 @@ async fn pubsub_source(
     let source = events
         .map(|item| match item {
             Ok(message) => {
-                let data = message.line_json()?;
+                // An event's line is written from the message itself.
+                let gap = message.gap.is_some();
+                let data = if gap {
+                    Some(message.line_json()?)
+                } else {
+                    None
+                };
                 Ok(Received {
                     channel: message.topic.clone(),
-                    gap: message.gap.is_some(),
+                    gap,
                     subscription: message.topic.clone(),
                     created: message.created,
                     data,
-                    replay_id: Some(message.replay_id_text()),
+                    replay_id: None,
                     commit: Some(Commit::PubSub(message)),
                 })
             }
@@ -481,7 +510,7 @@ async fn generic_source(
                 subscription: message.channel.clone(),
                 channel: message.channel,
                 created: None,
-                data,
+                data: Some(data),
                 gap: false,
                 replay_id: None,
                 commit: None,
@@ -557,13 +586,13 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
         for event in &batch {
             line.clear();
             if event.gap {
-                line.extend_from_slice(event.data.get().as_bytes());
+                event.write_data(&mut line)?;
                 line.push(b'\n');
             } else {
                 line.extend_from_slice(b"{\"channel\":");
                 serde_json::to_writer(&mut line, &event.channel)?;
                 line.extend_from_slice(b",\"data\":");
-                line.extend_from_slice(event.data.get().as_bytes());
+                event.write_data(&mut line)?;
                 line.extend_from_slice(b"}\n");
             }
             if let Err(error) = out.write_all(&line) {
@@ -576,10 +605,16 @@ async fn pump(mut source: Source, args: &ListenArgs, status: &Status) -> anyhow:
         written += events;
         status.events.store(written, Ordering::Relaxed);
         {
+            // Each channel's newest replay id of the batch.
             let mut last = status.last.lock();
-            for event in &batch {
-                if let Some(id) = &event.replay_id {
-                    last.insert(event.channel.clone(), id.clone());
+            let mut seen: Vec<&str> = Vec::new();
+            for event in batch.iter().rev() {
+                if seen.contains(&event.channel.as_str()) {
+                    continue;
+                }
+                if let Some(id) = event.replay_id() {
+                    seen.push(&event.channel);
+                    last.insert(event.channel.clone(), id);
                 }
             }
         }

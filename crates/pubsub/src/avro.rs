@@ -8,11 +8,17 @@
 //! reverse, strict about what it accepts so that a typo in a published event
 //! is caught here rather than lost.
 //!
-//! Neither caches anything: the caller keeps parsed schemas (by schema id).
+//! [`decode_json`] writes the same JSON as text without building a value,
+//! and [`decode_event_json`] the text of a change event with its bitmaps
+//! expanded: what a consumer that only prints or forwards events needs.
+//!
+//! None caches anything: the caller keeps parsed schemas (by schema id).
 
 mod decode;
 mod encode;
 mod error;
+mod read;
+mod text;
 
 pub use apache_avro::Schema;
 pub use error::CodecError;
@@ -35,6 +41,29 @@ pub fn parse_schema(json: &str) -> Result<Schema, CodecError> {
 /// the bytes left before anything is allocated.
 pub fn decode(schema: &Schema, payload: &[u8]) -> Result<serde_json::Value, CodecError> {
     decode::decode(schema, payload).map_err(|f| f.into_decode())
+}
+
+/// Appends the JSON text of one Avro datum of `schema` to `out`: byte for
+/// byte `decode(schema, payload)?.to_string()`, without building the
+/// value. Errors are [`decode`]'s; on error `out` is left as it was.
+pub fn decode_json(schema: &Schema, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    text::decode(schema, payload, out, false).map(|_| ())
+}
+
+/// Appends the JSON text of one event payload of `schema` to `out`, as a
+/// change event: byte for byte the text of [`decode`] followed by
+/// [`expand_change_event`](crate::bitmap::expand_change_event) (Change
+/// Data Capture bitmaps as field names; other events unchanged), without
+/// building the value. Returns what
+/// [`created_millis`](crate::bitmap::created_millis) gives for that value:
+/// when the event was created, in epoch milliseconds, if it says. Errors
+/// are those of the two steps; on error `out` is left as it was.
+pub fn decode_event_json(
+    schema: &Schema,
+    payload: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<Option<i64>, CodecError> {
+    text::decode(schema, payload, out, true)
 }
 
 /// Encodes a JSON value as one Avro datum of `schema`.

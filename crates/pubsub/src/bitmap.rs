@@ -16,7 +16,7 @@
 use crate::avro::{CodecError, Lookup};
 use apache_avro::Schema;
 use apache_avro::schema::RecordSchema;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::fmt::Write as _;
 
 /// The header fields that hold bitmaps.
@@ -90,25 +90,23 @@ pub fn encode_nested(parent: usize, child_indices: &[usize]) -> String {
 /// names. An event without a header (not a change event) is left as it is;
 /// on error the event is left unchanged.
 pub fn expand_change_event(schema: &Schema, event: &mut Value) -> Result<(), CodecError> {
-    let Some(header) = event.get_mut(HEADER_FIELD).and_then(Value::as_object_mut) else {
-        return Ok(());
-    };
+    match event.get_mut(HEADER_FIELD).and_then(Value::as_object_mut) {
+        Some(header) => expand_header(schema, header),
+        None => Ok(()),
+    }
+}
+
+/// [`expand_change_event`] on the header itself.
+pub(crate) fn expand_header(
+    schema: &Schema,
+    header: &mut Map<String, Value>,
+) -> Result<(), CodecError> {
     let mut expanded = Vec::with_capacity(BITMAP_FIELDS.len());
     for key in BITMAP_FIELDS {
         let Some(Value::Array(items)) = header.get(key) else {
             continue;
         };
-        let entries = items
-            .iter()
-            .map(|item| match item {
-                Value::String(s) => Ok(s.clone()),
-                other => Err(bad(
-                    &other.to_string(),
-                    format!("{key} holds a non-string entry"),
-                )),
-            })
-            .collect::<Result<Vec<String>, _>>()?;
-        expanded.push((key, field_names(schema, &entries)?));
+        expanded.push((key, bitmap_names(schema, key, items)?));
     }
     for (key, names) in expanded {
         header.insert(
@@ -117,6 +115,36 @@ pub fn expand_change_event(schema: &Schema, event: &mut Value) -> Result<(), Cod
         );
     }
     Ok(())
+}
+
+/// The field names of the bitmap entries `items` of header field `key`.
+pub(crate) fn bitmap_names(
+    schema: &Schema,
+    key: &str,
+    items: &[Value],
+) -> Result<Vec<String>, CodecError> {
+    let entries = items
+        .iter()
+        .map(|item| match item {
+            Value::String(s) => Ok(s.clone()),
+            other => Err(bad(
+                &other.to_string(),
+                format!("{key} holds a non-string entry"),
+            )),
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    field_names(schema, &entries)
+}
+
+/// When a decoded event was created, in epoch milliseconds: a change
+/// event's `ChangeEventHeader.commitTimestamp`, else a platform event's
+/// `CreatedDate` (`None` when the field holds no integer).
+pub fn created_millis(event: &Value) -> Option<i64> {
+    event
+        .get(HEADER_FIELD)
+        .and_then(|h| h.get("commitTimestamp"))
+        .or_else(|| event.get("CreatedDate"))
+        .and_then(Value::as_i64)
 }
 
 enum Entry<'a> {

@@ -39,7 +39,8 @@ pub(crate) struct Queued {
 impl Received {
     /// A Pub/Sub event, with its data as handlers read it.
     pub(crate) fn pubsub(message: PubSubMessage) -> serde_json::Result<Self> {
-        let data = RawValue::from_string(message.line_data().to_string())?;
+        // Written from the payload's JSON text: no value is built.
+        let data = message.line_json()?;
         Ok(Received::PubSub { message, data })
     }
 

@@ -482,6 +482,7 @@ impl PubSubClient {
             shutdown,
             first_open: Some(first_open),
             recovery: inner.recovery.clone(),
+            json_len: Default::default(),
         };
         let topics = inner.topics.clone();
         let key = key.to_string();

@@ -8,13 +8,13 @@ use std::task::{Context, Poll};
 
 use chrono::{DateTime, Utc};
 use futures::Stream;
-use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc};
 
 use super::commit::Commit;
 use super::error::PubSubError;
+use super::payload::Payload;
 use crate::replay::{Gap, OpaqueMarker};
 use crate::streaming::Delivery;
 
@@ -63,7 +63,9 @@ pub struct PubSubMessage {
     pub event_id: String,
     /// The payload decoded to JSON; Change Data Capture bitmaps
     /// (`changedFields`, `nulledFields`, `diffFields`) are field names.
-    pub payload: Value,
+    /// JSON text, with the [`Value`] built when first used ([`Payload`]
+    /// derefs to it).
+    pub payload: Payload,
     /// The replay id, as Salesforce sent it.
     pub replay_id: Vec<u8>,
     /// When the event was created: a change event's
@@ -99,7 +101,7 @@ impl PubSubMessage {
             topic: gap.channel.clone(),
             schema_id: String::new(),
             event_id: String::new(),
-            payload: Value::Null,
+            payload: Payload::default(),
             replay_id: Vec::new(),
             created: None,
             gap: Some(gap),
@@ -118,7 +120,7 @@ impl PubSubMessage {
             topic: key.to_string(),
             schema_id: String::new(),
             event_id: String::new(),
-            payload,
+            payload: Payload::from(payload),
             replay_id: Vec::new(),
             created: None,
             gap: None,
@@ -147,7 +149,7 @@ impl PubSubMessage {
         }
         let mut line = json!({
             "schema": self.schema_id,
-            "payload": self.payload,
+            "payload": self.payload.value(),
             "event": {"replayId": self.replay_id_text()},
         });
         if self.backfilled {
@@ -156,33 +158,34 @@ impl PubSubMessage {
         line
     }
 
-    /// [`PubSubMessage::line_data`] as JSON text, serialised straight from
-    /// the message (the payload is not copied first).
+    /// [`PubSubMessage::line_data`] as JSON text, written from the
+    /// payload's text (no value is built).
     pub fn line_json(&self) -> Result<Box<RawValue>, serde_json::Error> {
+        let mut line = Vec::with_capacity(self.payload.json().len() + 96);
+        self.write_line_data(&mut line)?;
+        // The text is valid JSON; RawValue checks it again.
+        RawValue::from_string(String::from_utf8(line).map_err(serde::ser::Error::custom)?)
+    }
+
+    /// Appends [`PubSubMessage::line_data`] as compact JSON text to `out`
+    /// (byte for byte `line_data().to_string()`), without building a value
+    /// or an intermediate string.
+    pub fn write_line_data(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
         if let Some(gap) = &self.gap {
-            return serde_json::value::to_raw_value(&gap.to_json());
+            return serde_json::to_writer(out, &gap.to_json());
         }
-        #[derive(Serialize)]
-        struct Event {
-            #[serde(rename = "replayId")]
-            replay_id: String,
+        out.extend_from_slice(b"{\"schema\":");
+        serde_json::to_writer(&mut *out, &self.schema_id)?;
+        out.extend_from_slice(b",\"payload\":");
+        out.extend_from_slice(self.payload.json().as_bytes());
+        out.extend_from_slice(b",\"event\":{\"replayId\":\"");
+        sfstream_pubsub::replay_id::write_text(&self.replay_id, out);
+        out.extend_from_slice(b"\"}");
+        if self.backfilled {
+            out.extend_from_slice(b",\"backfilled\":true");
         }
-        #[derive(Serialize)]
-        struct Line<'a> {
-            schema: &'a str,
-            payload: &'a Value,
-            event: Event,
-            #[serde(skip_serializing_if = "std::ops::Not::not")]
-            backfilled: bool,
-        }
-        serde_json::value::to_raw_value(&Line {
-            schema: &self.schema_id,
-            payload: &self.payload,
-            event: Event {
-                replay_id: self.replay_id_text(),
-            },
-            backfilled: self.backfilled,
-        })
+        out.push(b'}');
+        Ok(())
     }
 
     /// Commits this event's replay id (in [`Delivery::Acknowledged`] mode;
@@ -216,16 +219,6 @@ impl PubSubMessage {
             None => {}
         }
     }
-}
-
-/// When a decoded event was created (see [`PubSubMessage::created`]).
-pub(crate) fn created_of(payload: &Value) -> Option<DateTime<Utc>> {
-    payload
-        .get("ChangeEventHeader")
-        .and_then(|h| h.get("commitTimestamp"))
-        .or_else(|| payload.get("CreatedDate"))
-        .and_then(Value::as_i64)
-        .and_then(DateTime::from_timestamp_millis)
 }
 
 /// The events of every subscription of a client, in order per topic. A
@@ -293,7 +286,9 @@ mod tests {
             topic: "/data/ContactChangeEvent".into(),
             schema_id: "abc".into(),
             event_id: "e1".into(),
-            payload: json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null}),
+            payload: Payload::from(
+                json!({"Name": "Ada \"A\"", "ChangeEventHeader": {"changedFields": ["Name"]}, "Age": null}),
+            ),
             replay_id: vec![0, 0, 0, 0, 0, 0, 0, 7, 0, 0],
             created: None,
             gap: None,

@@ -21,6 +21,7 @@ use super::error::PubSubError;
 use super::event::PubSubEvent;
 use super::flow::Flow;
 use super::message::{AckTo, Item, PubSubMessage, TopicShared};
+use super::payload::Payload;
 use super::schema::Schemas;
 use crate::replay::{ExpiredReplayId, Gap, OpaqueMarker, ReplayFrom};
 
@@ -59,6 +60,8 @@ pub(crate) struct Subscription {
     pub(crate) first_open: Option<tokio::sync::oneshot::Sender<()>>,
     /// REST reads for gap events and backfills, when asked for.
     pub(crate) recovery: Option<Arc<crate::recovery::Recovery>>,
+    /// The JSON length of the last decoded event (sizes the next one's).
+    pub(crate) json_len: std::sync::atomic::AtomicUsize,
 }
 
 /// The common part of FetchResponse and ManagedFetchResponse.
@@ -439,13 +442,25 @@ impl Subscription {
     ) -> Result<Option<Vec<u8>>, tonic::Status> {
         let replay_id = event.replay_id.clone();
         let seq = self.shared.next_seq();
-        let decoded = match decode_event(&self.connection, &self.schemas, &self.topic, event).await
+        let decoded = match decode_event(
+            &self.connection,
+            &self.schemas,
+            &self.topic,
+            event,
+            &self.json_len,
+        )
+        .await
         {
             Ok(mut decoded) => {
                 if let Some(recovery) = &self.recovery
                     && recovery.options().fetch_gap_records
+                    && decoded.payload.json().contains("\"GAP_")
                 {
-                    recovery.fetch_gap(&mut decoded.payload).await;
+                    // Rare (a gap event, or a field holding that text):
+                    // the value is built, completed and written again.
+                    let mut value = std::mem::take(&mut decoded.payload).into_value();
+                    recovery.fetch_gap(&mut value).await;
+                    decoded.payload = Payload::from(value);
                 }
                 Ok(decoded)
             }
@@ -459,9 +474,8 @@ impl Subscription {
                 schema_id: decoded.schema_id,
                 event_id: decoded.event_id,
                 created: {
-                    let created = super::message::created_of(&decoded.payload);
-                    *self.shared.last_created.lock() = created;
-                    created
+                    *self.shared.last_created.lock() = decoded.created;
+                    decoded.created
                 },
                 payload: decoded.payload,
                 replay_id: replay_id.clone(),
