@@ -2,7 +2,7 @@
 //!
 //! Every awaitable it returns runs on the tokio runtime of
 //! `pyo3-async-runtimes`, beside the event loop. Messages cross into
-//! Python without blocking the loop through a [`Feed`]: `Core.take()`
+//! Python without blocking the loop through a [`Feed`](crate::feed::Feed): `Core.take()`
 //! hands out a message the core already holds, and only when none is
 //! ready does Python await `Core.wait()`. The core buffers at most `max_pending`
 //! messages and pauses polling Salesforce while they wait, so a slow
@@ -19,8 +19,9 @@ use sfstream_salesforce::{
 };
 
 use crate::errors;
-use crate::feed::{Feed, Taken};
+use crate::feed::Taken;
 use crate::login::Login;
+use crate::session::Session;
 use crate::store::PyStorage;
 
 /// Where markers are kept.
@@ -42,12 +43,7 @@ struct Settings {
     connection_timeout: Option<Duration>,
 }
 
-#[derive(Default)]
-struct State {
-    client: parking_lot::Mutex<Option<StreamingClient>>,
-    feed: Feed<StreamMessages>,
-    instance_url: parking_lot::Mutex<Option<String>>,
-}
+type State = Session<StreamingClient, StreamMessages>;
 
 /// The streaming client behind `sfstream.Client` (`sfstream._sfstream.Core`).
 #[pyclass(frozen, module = "sfstream._sfstream")]
@@ -94,16 +90,6 @@ pub(crate) fn closed() -> PyErr {
         "The client is closed and there are no pending messages.".into(),
         None,
     )
-}
-
-fn client_of(state: &State) -> PyResult<StreamingClient> {
-    state.client.lock().clone().ok_or_else(|| {
-        errors::exception(
-            "ClientInvalidOperation",
-            "The client is not open.".into(),
-            None,
-        )
-    })
 }
 
 impl Core {
@@ -226,7 +212,7 @@ impl Core {
     /// Subscribes to `channel` (awaitable), from its stored marker, else
     /// from the default replay option.
     fn subscribe<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
+        let client = self.state.client()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             client
                 .subscribe(&channel)
@@ -237,7 +223,7 @@ impl Core {
 
     /// Unsubscribes from `channel` (awaitable).
     fn unsubscribe<'py>(&self, py: Python<'py>, channel: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
+        let client = self.state.client()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             client
                 .unsubscribe(&channel)
@@ -253,7 +239,7 @@ impl Core {
         channel: String,
         data: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
+        let client = self.state.client()?;
         let data: serde_json::Value = serde_json::from_str(&data)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
@@ -278,11 +264,7 @@ impl Core {
     /// Waits until a message (or the end of the stream) is ready for
     /// `Core.take()` (awaitable; cancelling it loses nothing).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            state.feed.wait().await;
-            Ok(())
-        })
+        self.state.wait(py)
     }
 
     /// Messages received and not taken yet.
@@ -300,26 +282,12 @@ impl Core {
     /// Waits up to `timeout` seconds until every committed marker is stored
     /// (awaitable); raises `ReplayError` naming what is not.
     fn flush<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
-        let timeout = Duration::try_from_secs_f64(timeout)
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            client
-                .flush_within(timeout)
-                .await
-                .map_err(|e| errors::exception("ReplayError", e.to_string(), None))
-        })
+        self.state.flush(py, timeout)
     }
 
     /// Disconnects, stores pending markers (up to 10 s) and releases the
     /// store (awaitable).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.state.client.lock().take();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            if let Some(client) = client {
-                client.close().await;
-            }
-            Ok(())
-        })
+        self.state.close(py)
     }
 }

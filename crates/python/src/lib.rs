@@ -31,6 +31,7 @@ pub mod errors;
 pub mod feed;
 pub mod login;
 pub mod pubsub;
+pub mod session;
 pub mod store;
 
 use pyo3::prelude::*;

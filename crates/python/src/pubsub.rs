@@ -2,7 +2,7 @@
 //! ([`sfstream_salesforce::pubsub::PubSubClient`]) driven from asyncio,
 //! as [`Core`](crate::client::Core) drives the CometD client: awaitables
 //! on the tokio runtime of `pyo3-async-runtimes`, messages through a
-//! [`Feed`].
+//! [`Feed`](crate::feed::Feed).
 //!
 //! Pub/Sub replay ids are opaque bytes: markers live in the core's stores
 //! (in memory, `file:`, `redis://`), never in a Python storage.
@@ -20,8 +20,9 @@ use sfstream_salesforce::replay::{MemoryStore, ReplayFrom, ReplayStore, open_sto
 
 use crate::client::closed;
 use crate::errors;
-use crate::feed::{Feed, Taken};
+use crate::feed::Taken;
 use crate::login::Login;
+use crate::session::Session;
 
 struct Settings {
     /// A native store URI, or `None` (in memory).
@@ -34,12 +35,7 @@ struct Settings {
     connection_timeout: Option<Duration>,
 }
 
-#[derive(Default)]
-struct State {
-    client: parking_lot::Mutex<Option<PubSubClient>>,
-    feed: Feed<PubSubMessages>,
-    instance_url: parking_lot::Mutex<Option<String>>,
-}
+type State = Session<PubSubClient, PubSubMessages>;
 
 /// The Pub/Sub client behind `sfstream.PubSubClient`
 /// (`sfstream._sfstream.PubSubCore`).
@@ -82,16 +78,6 @@ fn preset(value: i64) -> PyResult<ReplayFrom> {
             "replay option {other}: Pub/Sub starts from NEW_EVENTS (LATEST) or ALL_EVENTS (EARLIEST)"
         ))),
     }
-}
-
-fn client_of(state: &State) -> PyResult<PubSubClient> {
-    state.client.lock().clone().ok_or_else(|| {
-        errors::exception(
-            "ClientInvalidOperation",
-            "The client is not open.".into(),
-            None,
-        )
-    })
 }
 
 impl PubSubCore {
@@ -203,7 +189,7 @@ impl PubSubCore {
     /// Subscribes to `topic` (awaitable), after its stored replay id, else
     /// from the default replay option; returns once its stream is open.
     fn subscribe<'py>(&self, py: Python<'py>, topic: String) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
+        let client = self.state.client()?;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             client
                 .subscribe(&topic)
@@ -215,7 +201,7 @@ impl PubSubCore {
     /// Ends the subscription of `topic`; events already received are still
     /// delivered.
     fn unsubscribe(&self, topic: &str) -> PyResult<()> {
-        client_of(&self.state)?.unsubscribe(topic);
+        self.state.client()?.unsubscribe(topic);
         Ok(())
     }
 
@@ -229,7 +215,7 @@ impl PubSubCore {
         topic: String,
         data: String,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
+        let client = self.state.client()?;
         let mut data: serde_json::Value = serde_json::from_str(&data)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         if !data.is_object() {
@@ -289,11 +275,7 @@ impl PubSubCore {
     /// Waits until an event (or the end of the stream) is ready for
     /// `take()` (awaitable; cancelling it loses nothing).
     fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let state = self.state.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            state.feed.wait().await;
-            Ok(())
-        })
+        self.state.wait(py)
     }
 
     /// Events received and not taken yet.
@@ -311,26 +293,12 @@ impl PubSubCore {
     /// Waits up to `timeout` seconds until every committed marker is stored
     /// (awaitable); raises `ReplayError` naming what is not.
     fn flush<'py>(&self, py: Python<'py>, timeout: f64) -> PyResult<Bound<'py, PyAny>> {
-        let client = client_of(&self.state)?;
-        let timeout = Duration::try_from_secs_f64(timeout)
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            client
-                .flush_within(timeout)
-                .await
-                .map_err(|e| errors::exception("ReplayError", e.to_string(), None))
-        })
+        self.state.flush(py, timeout)
     }
 
     /// Ends every subscription, stores pending markers (up to 10 s) and
     /// releases the store (awaitable).
     fn close<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let client = self.state.client.lock().take();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            if let Some(client) = client {
-                client.close().await;
-            }
-            Ok(())
-        })
+        self.state.close(py)
     }
 }
