@@ -45,36 +45,9 @@ command -v openssl >/dev/null || die "openssl is needed"
 work="${OUT:-$(mktemp -d -t sfstream-pubsub-ir.XXXXXX)}"
 mkdir -p "$work"
 say "callgrind files in $work"
-cert="$work/cert.pem"
-key="$work/key.pem"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
-    -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
-    -addext "basicConstraints=critical,CA:FALSE" -addext "extendedKeyUsage=serverAuth" \
-    -keyout "$key" -out "$cert" 2>"$work/openssl.err" || die "openssl failed"
-
-emulator_pid=""
-stop_emulator() {
-    if [[ -n "$emulator_pid" ]]; then
-        kill "$emulator_pid" 2>/dev/null || true
-        wait "$emulator_pid" 2>/dev/null || true
-        emulator_pid=""
-    fi
-}
-trap stop_emulator EXIT
-trap 'exit 143' INT TERM
-
-"$emulator" emulator --bind 127.0.0.1:0 --pubsub-bind 127.0.0.1:0 --history-limit "$BIG" \
-    --pubsub-tls-cert "$cert" --pubsub-tls-key "$key" >"$work/emulator.out" 2>"$work/emulator.err" &
-emulator_pid="$!"
-url=""
-pubsub_url=""
-for _ in $(seq 100); do
-    url="$(sed -n 's/^listening on \(http:[^ ]*\)$/\1/p' "$work/emulator.out" | head -n1)"
-    pubsub_url="$(sed -n 's/^pubsub on \(https:[^ ]*\)$/\1/p' "$work/emulator.out" | head -n1)"
-    [[ -n "$url" && -n "$pubsub_url" ]] && break
-    sleep 0.1
-done
-[[ -n "$url" && -n "$pubsub_url" ]] || die "the emulator did not start (see $work/emulator.err)"
+# shellcheck source=benches/pubsub_emulator.sh
+source "$repo/benches/pubsub_emulator.sh"
+start_emulator main "$BIG"
 "$bench" setup-cdc "$url" "$BIG" >"$work/setup.json"
 # Untimed: the server encodes each event on its first delivery.
 timeout "$RUN_TIMEOUT" "$bench" pubsub-floor "$url" "$pubsub_url" "$TOPIC" "$BIG" count "$cert" >/dev/null
