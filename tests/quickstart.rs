@@ -40,6 +40,34 @@ fn yaml(vhost: &Vhost, emulator: &Emulator, extra: &str) -> String {
     )
 }
 
+/// What a `sfstream run` test starts from: its own virtual host, the
+/// emulator, a unique service name and the config file (`PROXY:` lines
+/// `proxy`; `SALESFORCE:` last, so that lines appended go under it).
+struct Proxy {
+    vhost: Vhost,
+    org: Emulator,
+    service: String,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn proxy(prefix: &str, proxy: &str) -> Proxy {
+    let vhost = Vhost::create();
+    let org = emulator().await;
+    let service = unique(prefix);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.yaml");
+    let extra = format!("SERVICE_NAME: {service}\nPROXY:\n{proxy}");
+    std::fs::write(&path, yaml(&vhost, &org, &extra)).expect("write config");
+    Proxy {
+        vhost,
+        org,
+        service,
+        path,
+        _dir: dir,
+    }
+}
+
 /// JSON lines of a child's stdout.
 fn json_lines(stdout: tokio::process::ChildStdout) -> mpsc::UnboundedReceiver<Value> {
     let (tx, rx) = mpsc::unbounded_channel();
@@ -192,15 +220,17 @@ async fn start_run(path: &std::path::Path) -> tokio::process::Child {
 
 #[tokio::test]
 async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
-    let vhost = Vhost::create();
-    let org = emulator().await;
-    let service = unique("proxy");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    let extra = format!(
-        "SERVICE_NAME: {service}\nPROXY:\n  - sobject: Contact\n    exclude_current_user: false\n  - sobject: Lead\n    exclude_current_user: false\n    event: 'crm_{{sobject}}_{{type}}'\n"
-    );
-    std::fs::write(&path, yaml(&vhost, &org, &extra)).expect("write config");
+    let Proxy {
+        vhost,
+        org,
+        service,
+        path,
+        _dir,
+    } = proxy(
+        "proxy",
+        "  - sobject: Contact\n    exclude_current_user: false\n  - sobject: Lead\n    exclude_current_user: false\n    event: 'crm_{sobject}_{type}'\n",
+    )
+    .await;
 
     let connection = Connection::connect(&vhost.pyamqp_uri())
         .await
@@ -258,17 +288,22 @@ async fn sfstream_run_proxies_salesforce_notifications_to_nameko_events() {
 /// (which stays on CometD) side by side.
 #[tokio::test]
 async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
-    let vhost = Vhost::create();
-    let org = emulator().await;
-    let service = unique("proxy");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    let extra = format!(
-        "SERVICE_NAME: {service}\nPROXY:\n  - change_events: Account\n  - sobject: Lead\n    exclude_current_user: false\n"
-    );
+    // The emulator's Pub/Sub address is known once it runs: appended
+    // under SALESFORCE: with the one key that switches the transport.
+    let Proxy {
+        vhost,
+        org,
+        service,
+        path,
+        _dir,
+    } = proxy(
+        "proxy",
+        "  - change_events: Account\n  - sobject: Lead\n    exclude_current_user: false\n",
+    )
+    .await;
+    let config = std::fs::read_to_string(&path).expect("config");
     let config = format!(
-        "{}  TRANSPORT: pubsub\n  PUBSUB_URL: {}\n",
-        yaml(&vhost, &org, &extra),
+        "{config}  TRANSPORT: pubsub\n  PUBSUB_URL: {}\n",
         org.pubsub_url()
     );
     std::fs::write(&path, config).expect("write config");
@@ -315,15 +350,17 @@ async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
 /// (tests/peers/nameko_handlers_peer.py).
 #[tokio::test]
 async fn sfstream_run_dispatches_to_a_python_service_with_plain_event_handlers() {
-    let vhost = Vhost::create();
-    let org = emulator().await;
-    let service = unique("salesforce");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("config.yaml");
-    let extra = format!(
-        "SERVICE_NAME: {service}\nPROXY:\n  - sobject: Contact\n    exclude_current_user: false\n"
-    );
-    std::fs::write(&path, yaml(&vhost, &org, &extra)).expect("write config");
+    let Proxy {
+        vhost,
+        org,
+        service,
+        path,
+        _dir,
+    } = proxy(
+        "salesforce",
+        "  - sobject: Contact\n    exclude_current_user: false\n",
+    )
+    .await;
 
     let spec = json!({"config": path, "source": service, "lifetime": 90});
     let mut python_service = Command::new(python())
