@@ -350,8 +350,9 @@ async fn sfstream_run_proxies_over_the_pubsub_api_with_one_config_key() {
 /// (tests/peers/nameko_handlers_peer.py).
 #[tokio::test]
 async fn sfstream_run_dispatches_to_a_python_service_with_plain_event_handlers() {
+    // Kept to the end: dropping the Vhost deletes it.
     let Proxy {
-        vhost,
+        vhost: _vhost,
         org,
         service,
         path,
