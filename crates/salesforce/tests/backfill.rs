@@ -193,7 +193,7 @@ async fn a_backfill_stops_at_its_bound_and_streaming_goes_on() {
 
 #[tokio::test]
 async fn a_change_data_capture_gap_is_backfilled_over_pubsub() {
-    use pubsub_support::{ACCOUNTS, number, take};
+    use pubsub_support::{ACCOUNTS, number, stored_after, take};
     // Early is created in an earlier second than the marker's event.
     let org = pubsub_support::org().await;
     let user = org.emulator.org().user_id();
@@ -203,23 +203,7 @@ async fn a_change_data_capture_gap_is_backfilled_over_pubsub() {
         .to_string();
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     org.accounts(2);
-    let store = Arc::new(MemoryStore::new());
-    let (client, mut messages) = org
-        .builder()
-        .replay_store(store.clone())
-        .default_replay(ReplayFrom::All)
-        .connect()
-        .await
-        .expect("connects");
-    client.subscribe(ACCOUNTS).await.expect("subscribes");
-    let got = take(&mut messages, 3).await;
-    client.close().await;
-    let stored = store
-        .get_opaque(ACCOUNTS)
-        .await
-        .expect("get")
-        .expect("stored");
-    assert_eq!(stored.replay_id, got[2].replay_id);
+    let (store, got, stored) = stored_after(&org, 3).await;
 
     // While no one listens: Early renamed, Missed created; retention
     // passes them.

@@ -16,7 +16,9 @@ use sfstream_salesforce::pubsub::{PubSubError, PubSubEvent};
 use sfstream_salesforce::replay::{
     ExpiredReplayId, MemoryStore, OpaqueMarker, ReplayFrom, ReplayStore,
 };
-use support::{ACCOUNTS, assert_increasing, config, next, number, numbers, org, org_with, take};
+use support::{
+    ACCOUNTS, assert_increasing, config, next, number, numbers, org, org_with, stored_after, take,
+};
 
 fn reconnects(org: &support::Org) -> usize {
     org.count(|e| matches!(e, PubSubEvent::Reconnecting { .. }))
@@ -145,23 +147,7 @@ async fn a_corrupt_replay_id_without_fallback_is_one_clear_error() {
 async fn an_expired_replay_id_falls_back_to_latest() {
     let org = org().await;
     org.accounts(3);
-    let store = Arc::new(MemoryStore::new());
-    let (client, mut messages) = org
-        .builder()
-        .replay_store(store.clone())
-        .default_replay(ReplayFrom::All)
-        .connect()
-        .await
-        .expect("connects");
-    client.subscribe(ACCOUNTS).await.expect("subscribes");
-    let got = take(&mut messages, 3).await;
-    client.close().await;
-    let stored = store
-        .get_opaque(ACCOUNTS)
-        .await
-        .expect("get")
-        .expect("stored");
-    assert_eq!(stored.replay_id, got[2].replay_id);
+    let (store, got, stored) = stored_after(&org, 3).await;
     // Everything up to and after the stored id is gone.
     org.accounts(1);
     org.fault(

@@ -14,6 +14,7 @@ use sfstream_emulator::{Emulator, EmulatorConfig};
 use sfstream_salesforce::pubsub::{
     PubSubClient, PubSubClientBuilder, PubSubError, PubSubEvent, PubSubMessage, PubSubMessages,
 };
+use sfstream_salesforce::replay::{MemoryStore, OpaqueMarker, ReplayFrom, ReplayStore};
 use sfstream_testkit::emulator::{authenticator, create};
 
 pub const ACCOUNTS: &str = "/data/AccountChangeEvent";
@@ -133,6 +134,33 @@ pub async fn take(messages: &mut PubSubMessages, n: usize) -> Vec<PubSubMessage>
         }
     }
     got
+}
+
+/// Takes the first `n` events of [`ACCOUNTS`] from EARLIEST with markers
+/// in a memory store and closes the client; the store then holds the last
+/// one's replay id (the marker returned).
+pub async fn stored_after(
+    org: &Org,
+    n: usize,
+) -> (Arc<MemoryStore>, Vec<PubSubMessage>, OpaqueMarker) {
+    let store = Arc::new(MemoryStore::new());
+    let (client, mut messages) = org
+        .builder()
+        .replay_store(store.clone())
+        .default_replay(ReplayFrom::All)
+        .connect()
+        .await
+        .expect("connects");
+    client.subscribe(ACCOUNTS).await.expect("subscribes");
+    let got = take(&mut messages, n).await;
+    client.close().await;
+    let stored = store
+        .get_opaque(ACCOUNTS)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(Some(&stored.replay_id), got.last().map(|m| &m.replay_id));
+    (store, got, stored)
 }
 
 /// The replay numbers of `messages`.
