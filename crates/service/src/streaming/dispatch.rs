@@ -398,7 +398,7 @@ impl Dispatcher {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            if work.confirmed(&key, &message, sent, &shutdown).await {
+            if work.confirmed(&message, sent, &shutdown).await {
                 complete(&windows, &key, ticket, &metrics, &service);
             }
         });

@@ -74,33 +74,48 @@ pub(super) fn entrypoint_names(subscriptions: &Subscriptions) -> Vec<(String, us
 /// queues.
 pub(super) struct WorkOut {
     publisher: WorkPublisher,
-    /// Subscription -> the queues (entrypoint names) of its handlers.
-    routes: HashMap<String, Vec<String>>,
+    /// Subscription -> the queues of its handlers.
+    routes: HashMap<String, Vec<Arc<Route>>>,
     by_record: bool,
-    metrics: Arc<ServiceMetrics>,
 }
 
-/// The confirmations of one event's messages, by entrypoint.
-pub(super) type Sent = Vec<(String, Result<Confirm, WorkError>)>;
+/// One handler's queue and its counters (registered once, not per event).
+struct Route {
+    /// The entrypoint name (`<method>@<topic>`).
+    entrypoint: String,
+    /// `sfstream_queue_published_total{queue}`.
+    published: metrics::Counter,
+    /// `sfstream_queue_publish_retries_total{queue}`.
+    retries: metrics::Counter,
+}
+
+/// One event handed to the publisher: its headers, record key, and the
+/// confirmation of each handler's message.
+pub(super) struct Sent {
+    meta: EventMeta,
+    key: Option<String>,
+    confirms: Vec<(Arc<Route>, Result<Confirm, WorkError>)>,
+}
 
 impl WorkOut {
     /// Hands the event to the publisher, one message per handler, in the
     /// order events arrive (waits while the publisher's window is full).
     pub(super) async fn send(&self, subscription: &str, message: &Received) -> Sent {
-        let mut sent = Vec::new();
-        let Some(entrypoints) = self.routes.get(subscription) else {
-            return sent;
-        };
         let (meta, key) = self.meta(subscription, message);
-        for entrypoint in entrypoints {
-            let body = message.data().get().as_bytes();
+        let mut confirms = Vec::new();
+        let body = message.data().get().as_bytes();
+        for route in self.routes.get(subscription).into_iter().flatten() {
             let confirm = self
                 .publisher
-                .send(entrypoint, key.as_deref(), body, &meta)
+                .send(&route.entrypoint, key.as_deref(), body, &meta)
                 .await;
-            sent.push((entrypoint.clone(), confirm));
+            confirms.push((route.clone(), confirm));
         }
-        sent
+        Sent {
+            meta,
+            key,
+            confirms,
+        }
     }
 
     /// Waits for the confirmations of `sent`, publishing again with
@@ -109,17 +124,21 @@ impl WorkOut {
     /// event, which is streamed again after a restart or failover).
     pub(super) async fn confirmed(
         &self,
-        subscription: &str,
         message: &Received,
         sent: Sent,
         shutdown: &ShutdownSignal,
     ) -> bool {
-        let (meta, key) = self.meta(subscription, message);
+        let Sent {
+            meta,
+            key,
+            confirms,
+        } = sent;
         let backoff = Backoff {
             initial: Duration::from_millis(200),
             max: MAX_PUBLISH_RETRY,
         };
-        for (entrypoint, confirm) in sent {
+        for (route, confirm) in confirms {
+            let entrypoint = &route.entrypoint;
             let mut result = match confirm {
                 Ok(confirm) => confirm.await,
                 Err(error) => Err(error),
@@ -129,12 +148,7 @@ impl WorkOut {
                 attempt += 1;
                 let delay = backoff.delay(attempt);
                 tracing::warn!(%entrypoint, replay_id = ?meta.replay_id, %error, attempt, retry_in = ?delay, "RabbitMQ did not take the event; publishing it again (the replay marker waits)");
-                self.metrics
-                    .counter(
-                        "sfstream_queue_publish_retries_total",
-                        &[("queue", entrypoint.clone())],
-                    )
-                    .increment(1);
+                route.retries.increment(1);
                 tokio::select! {
                     biased;
                     _ = shutdown.wait() => return false,
@@ -144,15 +158,10 @@ impl WorkOut {
                 result = tokio::select! {
                     biased;
                     _ = shutdown.wait() => return false,
-                    r = self.publisher.publish(&entrypoint, key.as_deref(), body, &meta) => r,
+                    r = self.publisher.publish(entrypoint, key.as_deref(), body, &meta) => r,
                 };
             }
-            self.metrics
-                .counter(
-                    "sfstream_queue_published_total",
-                    &[("queue", entrypoint.clone())],
-                )
-                .increment(1);
+            route.published.increment(1);
         }
         true
     }
@@ -285,18 +294,23 @@ impl Work {
             WorkQueues::declare(&connection, context.name(), &entrypoints, settings.ordering)
                 .await
                 .map_err(|e| failed(format!("declaring the work queues: {e}")))?;
-        let mut routes: HashMap<String, Vec<String>> = HashMap::new();
+        let mut routes: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
         for (subscription, _, name) in &names {
+            let queue = [("queue", name.clone())];
+            let metrics = context.metrics();
             routes
                 .entry(subscription.clone())
                 .or_default()
-                .push(name.clone());
+                .push(Arc::new(Route {
+                    entrypoint: name.clone(),
+                    published: metrics.counter("sfstream_queue_published_total", &queue),
+                    retries: metrics.counter("sfstream_queue_publish_retries_total", &queue),
+                }));
         }
         let out = Arc::new(WorkOut {
             publisher: WorkPublisher::start(&queues, PublisherOptions::default()),
             routes,
             by_record: matches!(settings.ordering, Ordering::ByRecord { .. }),
-            metrics: context.metrics().clone(),
         });
         let fatal: Arc<Mutex<Option<ServiceError>>> = Arc::default();
         let mut consumers = Vec::new();
