@@ -322,22 +322,22 @@ impl Work {
                 prefetch: settings.prefetch,
                 stop_timeout: config.shutdown_timeout,
             };
-            let (context, config, fatal) = (context.clone(), config.clone(), fatal.clone());
-            let subscription = subscription.clone();
-            let started =
-                WorkConsumer::start(&queues, name, options, move |message| {
-                    let (handler, context, config, fatal) = (
-                        handler.clone(),
-                        context.clone(),
-                        config.clone(),
-                        fatal.clone(),
-                    );
-                    let subscription = subscription.clone();
-                    async move {
-                        handle(message, handler, &subscription, context, &config, &fatal).await
-                    }
-                })
-                .await;
+            let handling = Arc::new(Handling {
+                metrics: context.metrics().channel(subscription),
+                lag: context.metrics().histogram(
+                    "sfstream_handler_lag_seconds",
+                    &[("channel", subscription.clone())],
+                ),
+                handler,
+                context: context.clone(),
+                config: config.clone(),
+                fatal: fatal.clone(),
+            });
+            let started = WorkConsumer::start(&queues, name, options, move |message| {
+                let handling = handling.clone();
+                async move { handling.handle(message).await }
+            })
+            .await;
             match started {
                 Ok(consumer) => consumers.push(consumer),
                 Err(error) => {
@@ -378,53 +378,55 @@ impl Work {
     }
 }
 
-/// One work message through its handler, under the service's retry and
-/// failure policy.
-async fn handle(
-    message: WorkMessage,
+/// What a handler's consumer needs for each message (made once).
+struct Handling {
     handler: super::BoundHandler,
-    subscription: &str,
     context: ServiceContext,
-    config: &Config,
-    fatal: &Mutex<Option<ServiceError>>,
-) -> Outcome {
-    let Some(received) = queued(&message) else {
-        tracing::error!(queue = %message.queue(), "a work message that is not a JSON event; dead-lettering it");
-        return Outcome::Skip;
-    };
-    let metrics = context.metrics().channel(subscription);
-    if let Some(lag) = message.lag() {
-        context
-            .metrics()
-            .histogram(
-                "sfstream_handler_lag_seconds",
-                &[("channel", subscription.to_string())],
-            )
-            .record(lag.as_secs_f64());
-    }
-    let created = received.created();
-    let event = Arc::new(EventContext {
-        message: Arc::new(received),
-        binding: handler.binding.clone(),
-        service: context.clone(),
-        method_name: handler.method_name.clone(),
-        worker: std::sync::OnceLock::new(),
-    });
-    match dispatch::call_with_policy(handler, event, config, &metrics).await {
-        Verdict::Handled => {
-            metrics.handled.increment(1);
-            metrics.activity.handled(created, chrono::Utc::now());
-            Outcome::Done
+    config: Arc<Config>,
+    /// A handler's failure under `ON_FAILURE: stop`.
+    fatal: Arc<Mutex<Option<ServiceError>>>,
+    /// The subscription's metrics.
+    metrics: crate::metrics::ChannelMetrics,
+    /// `sfstream_handler_lag_seconds{channel}`.
+    lag: metrics::Histogram,
+}
+
+impl Handling {
+    /// One work message through the handler, under the service's retry and
+    /// failure policy.
+    async fn handle(&self, message: WorkMessage) -> Outcome {
+        let Some(received) = queued(&message) else {
+            tracing::error!(queue = %message.queue(), "a work message that is not a JSON event; dead-lettering it");
+            return Outcome::Skip;
+        };
+        if let Some(lag) = message.lag() {
+            self.lag.record(lag.as_secs_f64());
         }
-        Verdict::Skipped => {
-            metrics.failed.increment(1);
-            Outcome::Skip
-        }
-        Verdict::Fatal(error) => {
-            metrics.failed.increment(1);
-            fatal.lock().get_or_insert(error);
-            context.shutdown().trigger();
-            Outcome::Stop
+        let created = received.created();
+        let event = Arc::new(EventContext {
+            message: Arc::new(received),
+            binding: self.handler.binding.clone(),
+            service: self.context.clone(),
+            method_name: self.handler.method_name.clone(),
+            worker: std::sync::OnceLock::new(),
+        });
+        let metrics = &self.metrics;
+        match dispatch::call_with_policy(self.handler.clone(), event, &self.config, metrics).await {
+            Verdict::Handled => {
+                metrics.handled.increment(1);
+                metrics.activity.handled(created, chrono::Utc::now());
+                Outcome::Done
+            }
+            Verdict::Skipped => {
+                metrics.failed.increment(1);
+                Outcome::Skip
+            }
+            Verdict::Fatal(error) => {
+                metrics.failed.increment(1);
+                self.fatal.lock().get_or_insert(error);
+                self.context.shutdown().trigger();
+                Outcome::Stop
+            }
         }
     }
 }
