@@ -305,5 +305,14 @@ mod tests {
             text.get()
                 .starts_with(r#"{"schema":"abc","payload":{"Name":"#)
         );
+        // A backfilled record's line says so, on the text path too.
+        let backfilled = PubSubMessage::of_backfill(Arc::from("k"), json!({"Name": "Grace"}));
+        let text = backfilled.line_json().expect("serialises");
+        assert_eq!(text.get(), backfilled.line_data().to_string());
+        assert!(
+            text.get().ends_with(r#","backfilled":true}"#),
+            "{}",
+            text.get()
+        );
     }
 }
